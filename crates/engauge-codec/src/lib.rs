@@ -1,0 +1,1 @@
+//! engauge-codec: bytes to core events and core snapshots to bytes.

@@ -1,0 +1,307 @@
+//! Validated engine configuration. Parsing (TOML, env, duration strings) happens in the binary;
+//! this is the typed, checked form the engine runs on.
+
+use crate::time::{DAY, HOUR, MINUTE, format_duration};
+use crate::{Millis, Survey};
+
+/// A sliding window: instances end at multiples of `slide` and cover `[end - length, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSpec {
+    pub name: String,
+    pub length: Millis,
+    pub slide: Millis,
+}
+
+impl WindowSpec {
+    pub fn new(name: impl Into<String>, length: Millis, slide: Millis) -> Self {
+        WindowSpec {
+            name: name.into(),
+            length,
+            slide,
+        }
+    }
+
+    /// The default set: `1h`/`1m`, `1d`/`5m`, `7d`/`1h`, `30d`/`1h`.
+    pub fn defaults() -> Vec<WindowSpec> {
+        vec![
+            WindowSpec::new("1h", HOUR, MINUTE),
+            WindowSpec::new("1d", DAY, 5 * MINUTE),
+            WindowSpec::new("7d", 7 * DAY, HOUR),
+            WindowSpec::new("30d", 30 * DAY, HOUR),
+        ]
+    }
+}
+
+/// Which `attrs` may become labels, which group-bys to compute, and the cardinality cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentsConfig {
+    /// Allowlisted attribute keys.
+    pub dimensions: Vec<String>,
+    /// Group-bys; the empty set (all users) is always computed, first.
+    pub sets: Vec<Vec<String>>,
+    /// Distinct values kept per dimension before `__other__`.
+    pub max_values: usize,
+}
+
+impl Default for SegmentsConfig {
+    fn default() -> Self {
+        SegmentsConfig {
+            dimensions: vec!["plan".into(), "region".into(), "platform".into()],
+            sets: vec![vec![], vec!["plan".into()], vec!["region".into()]],
+            max_values: 20,
+        }
+    }
+}
+
+/// Feature-name cap and optional allowlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeaturesConfig {
+    pub max_values: usize,
+    /// When set, only these features are tracked by name; others map to `__other__`.
+    pub allowlist: Option<Vec<String>>,
+}
+
+impl Default for FeaturesConfig {
+    fn default() -> Self {
+        FeaturesConfig {
+            max_values: 50,
+            allowlist: None,
+        }
+    }
+}
+
+/// Survey score scales and thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SurveyScales {
+    pub nps_min: i32,
+    pub nps_max: i32,
+    /// Scores at or above this are promoters.
+    pub nps_promoter_min: i32,
+    /// Scores at or below this are detractors.
+    pub nps_detractor_max: i32,
+    pub csat_min: i32,
+    pub csat_max: i32,
+    /// Scores at or above this are satisfied.
+    pub csat_satisfied_min: i32,
+    pub ces_min: i32,
+    pub ces_max: i32,
+}
+
+impl Default for SurveyScales {
+    fn default() -> Self {
+        SurveyScales {
+            nps_min: 0,
+            nps_max: 10,
+            nps_promoter_min: 9,
+            nps_detractor_max: 6,
+            csat_min: 1,
+            csat_max: 5,
+            csat_satisfied_min: 4,
+            ces_min: 1,
+            ces_max: 7,
+        }
+    }
+}
+
+impl SurveyScales {
+    /// The inclusive score range of a survey.
+    pub fn range(&self, survey: Survey) -> (i32, i32) {
+        match survey {
+            Survey::Nps => (self.nps_min, self.nps_max),
+            Survey::Csat => (self.csat_min, self.csat_max),
+            Survey::Ces => (self.ces_min, self.ces_max),
+        }
+    }
+}
+
+/// Everything the engine needs to know, validated by [`EngineConfig::validate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    pub windows: Vec<WindowSpec>,
+    pub allowed_lateness: Millis,
+    pub dedup_horizon: Millis,
+    pub session_gap: Millis,
+    pub session_max: Millis,
+    pub segments: SegmentsConfig,
+    pub features: FeaturesConfig,
+    pub surveys: SurveyScales,
+    /// Event types that do not count as activity (default: `survey_response`).
+    pub non_activity_types: Vec<String>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            windows: WindowSpec::defaults(),
+            allowed_lateness: 10 * MINUTE,
+            dedup_horizon: HOUR,
+            session_gap: 30 * MINUTE,
+            session_max: DAY,
+            segments: SegmentsConfig::default(),
+            features: FeaturesConfig::default(),
+            surveys: SurveyScales::default(),
+            non_activity_types: vec!["survey_response".into()],
+        }
+    }
+}
+
+/// A configuration that cannot run, naming the offending key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The longest lookback any window may need, which bounds pane rings: one year.
+pub(crate) const MAX_WINDOW_LENGTH: Millis = 366 * DAY;
+
+impl EngineConfig {
+    /// Checks every invariant the engine relies on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.windows.is_empty() {
+            return Err(ConfigError::new("windows", "at least one window is required"));
+        }
+        for (i, w) in self.windows.iter().enumerate() {
+            let key = format!("windows[{i}]");
+            if w.name.is_empty() || w.name.contains(['|', '"', '\\', '\n']) {
+                return Err(ConfigError::new(
+                    format!("{key}.name"),
+                    "must be non-empty and free of | \" \\ and newlines",
+                ));
+            }
+            if self.windows[..i].iter().any(|o| o.name == w.name) {
+                return Err(ConfigError::new(
+                    format!("{key}.name"),
+                    format!("duplicate window name {:?}", w.name),
+                ));
+            }
+            if w.slide < 1_000 || w.slide % 1_000 != 0 {
+                return Err(ConfigError::new(
+                    format!("{key}.slide"),
+                    "must be a positive whole number of seconds",
+                ));
+            }
+            if w.length < w.slide || w.length % w.slide != 0 {
+                return Err(ConfigError::new(
+                    format!("{key}.length"),
+                    format!(
+                        "must be a positive multiple of slide {}",
+                        format_duration(w.slide)
+                    ),
+                ));
+            }
+            if w.length > MAX_WINDOW_LENGTH {
+                return Err(ConfigError::new(format!("{key}.length"), "must be at most 366d"));
+            }
+        }
+        if self.allowed_lateness < 0 {
+            return Err(ConfigError::new("allowed_lateness", "must not be negative"));
+        }
+        if self.dedup_horizon <= 0 {
+            return Err(ConfigError::new("dedup_horizon", "must be positive"));
+        }
+        if self.session_gap <= 0 {
+            return Err(ConfigError::new("sessions.gap", "must be positive"));
+        }
+        if self.session_max < self.session_gap {
+            return Err(ConfigError::new("sessions.max", "must be at least sessions.gap"));
+        }
+        if self.session_max > 7 * DAY {
+            return Err(ConfigError::new("sessions.max", "must be at most 7d"));
+        }
+        let seg = &self.segments;
+        for (i, set) in seg.sets.iter().enumerate() {
+            for dim in set {
+                if !seg.dimensions.contains(dim) {
+                    return Err(ConfigError::new(
+                        format!("segments.sets[{i}]"),
+                        format!("dimension {dim:?} is not in segments.dimensions"),
+                    ));
+                }
+            }
+            let mut sorted = set.clone();
+            sorted.sort();
+            sorted.dedup();
+            if sorted.len() != set.len() {
+                return Err(ConfigError::new(
+                    format!("segments.sets[{i}]"),
+                    "names a dimension twice",
+                ));
+            }
+        }
+        for dim in &seg.dimensions {
+            if matches!(dim.as_str(), "window" | "feature" | "survey" | "quantile" | "n")
+                || !is_label_name(dim)
+            {
+                return Err(ConfigError::new(
+                    "segments.dimensions",
+                    format!("{dim:?} cannot be a Prometheus label name"),
+                ));
+            }
+        }
+        if seg.max_values == 0 || seg.max_values > 10_000 {
+            return Err(ConfigError::new("segments.max_values", "must be within 1..=10000"));
+        }
+        if self.features.max_values == 0 || self.features.max_values > 10_000 {
+            return Err(ConfigError::new("features.max_values", "must be within 1..=10000"));
+        }
+        let s = &self.surveys;
+        for (name, lo, hi) in [
+            ("surveys.nps", s.nps_min, s.nps_max),
+            ("surveys.csat", s.csat_min, s.csat_max),
+            ("surveys.ces", s.ces_min, s.ces_max),
+        ] {
+            if lo > hi {
+                return Err(ConfigError::new(name, "min must not exceed max"));
+            }
+        }
+        if s.nps_detractor_max >= s.nps_promoter_min {
+            return Err(ConfigError::new(
+                "surveys.nps",
+                "detractor_max must be below promoter_min",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`.
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        EngineConfig::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut cfg = EngineConfig::default();
+        cfg.windows[1].length = cfg.windows[1].slide * 3 + 1;
+        assert_eq!(cfg.validate().unwrap_err().key, "windows[1].length");
+        let mut cfg = EngineConfig::default();
+        cfg.segments.sets.push(vec!["device".into()]);
+        assert_eq!(cfg.validate().unwrap_err().key, "segments.sets[3]");
+        let mut cfg = EngineConfig::default();
+        cfg.segments.dimensions.push("window".into());
+        assert_eq!(cfg.validate().unwrap_err().key, "segments.dimensions");
+    }
+}

@@ -1,0 +1,30 @@
+//! engauge-core: the pure engagement-KPI engine.
+//!
+//! Events go in with [`Engine::ingest`], time goes in with [`Engine::advance`] (a watermark), and
+//! closed window instances come out as [`Snapshot`]s. Nothing here does I/O, reads a clock, or knows
+//! about serde or Kafka; that keeps the engine deterministic and testable without a broker.
+
+mod config;
+mod dedup;
+mod distinct;
+mod engine;
+mod event;
+mod kpi;
+mod pane;
+pub mod quantile;
+mod segment;
+mod session;
+mod snapshot;
+pub mod time;
+mod watermark;
+
+pub use config::{
+    ConfigError, EngineConfig, FeaturesConfig, SegmentsConfig, SurveyScales, WindowSpec,
+};
+pub use engine::{Engine, EngineStats, Ingested};
+pub use event::{Event, EventKind, Survey};
+pub use kpi::{DurationStats, Kpis, SurveyCounts};
+pub use segment::{NONE_VALUE, OTHER_VALUE};
+pub use snapshot::{FeatureKpis, Snapshot};
+pub use time::Millis;
+pub use watermark::WatermarkTracker;

@@ -1,0 +1,69 @@
+//! What the engine emits when a window instance closes: one [`Snapshot`] per segment.
+
+use crate::{Kpis, Millis};
+
+/// The KPIs of one (window instance, segment).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The window's configured name, e.g. `30d`.
+    pub window: String,
+    /// Inclusive start of the covered event-time range.
+    pub start: Millis,
+    /// Exclusive end; the instance's identity.
+    pub end: Millis,
+    /// Segment dimensions and values, sorted by dimension; empty for all users.
+    pub segment: Vec<(String, String)>,
+    pub kpis: Kpis,
+    /// Per feature with at least one user in the range, sorted by name.
+    pub features: Vec<(String, FeatureKpis)>,
+    /// The watermark that closed the instance.
+    pub watermark: Millis,
+}
+
+/// Adoption of one feature within a snapshot's segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureKpis {
+    /// Distinct users with `feature_used` of this feature.
+    pub users: u64,
+    /// `users / active_users`; absent when there are no active users.
+    pub adoption_ratio: Option<f64>,
+}
+
+impl Snapshot {
+    /// The sink-topic key: `<window>|<dim>=<value>,...`, dimensions sorted.
+    pub fn key(&self) -> String {
+        let mut key = String::with_capacity(self.window.len() + 1 + 16 * self.segment.len());
+        key.push_str(&self.window);
+        key.push('|');
+        for (i, (dim, value)) in self.segment.iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            key.push_str(dim);
+            key.push('=');
+            key.push_str(value);
+        }
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_format() {
+        let mut snap = Snapshot {
+            window: "30d".into(),
+            start: 0,
+            end: 1,
+            segment: vec![],
+            kpis: Kpis::default(),
+            features: vec![],
+            watermark: 1,
+        };
+        assert_eq!(snap.key(), "30d|");
+        snap.segment = vec![("plan".into(), "pro".into()), ("platform".into(), "ios".into())];
+        assert_eq!(snap.key(), "30d|plan=pro,platform=ios");
+    }
+}

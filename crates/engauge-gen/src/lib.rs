@@ -1,0 +1,1 @@
+//! engauge-gen: realistic synthetic event streams.

@@ -1,0 +1,3 @@
+//! The engauge command line.
+
+fn main() {}
