@@ -169,7 +169,10 @@ impl EngineConfig {
     /// Checks every invariant the engine relies on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.windows.is_empty() {
-            return Err(ConfigError::new("windows", "at least one window is required"));
+            return Err(ConfigError::new(
+                "windows",
+                "at least one window is required",
+            ));
         }
         for (i, w) in self.windows.iter().enumerate() {
             let key = format!("windows[{i}]");
@@ -201,7 +204,10 @@ impl EngineConfig {
                 ));
             }
             if w.length > MAX_WINDOW_LENGTH {
-                return Err(ConfigError::new(format!("{key}.length"), "must be at most 366d"));
+                return Err(ConfigError::new(
+                    format!("{key}.length"),
+                    "must be at most 366d",
+                ));
             }
         }
         if self.allowed_lateness < 0 {
@@ -214,7 +220,10 @@ impl EngineConfig {
             return Err(ConfigError::new("sessions.gap", "must be positive"));
         }
         if self.session_max < self.session_gap {
-            return Err(ConfigError::new("sessions.max", "must be at least sessions.gap"));
+            return Err(ConfigError::new(
+                "sessions.max",
+                "must be at least sessions.gap",
+            ));
         }
         if self.session_max > 7 * DAY {
             return Err(ConfigError::new("sessions.max", "must be at most 7d"));
@@ -240,8 +249,10 @@ impl EngineConfig {
             }
         }
         for dim in &seg.dimensions {
-            if matches!(dim.as_str(), "window" | "feature" | "survey" | "quantile" | "n")
-                || !is_label_name(dim)
+            if matches!(
+                dim.as_str(),
+                "window" | "feature" | "survey" | "quantile" | "n"
+            ) || !is_label_name(dim)
             {
                 return Err(ConfigError::new(
                     "segments.dimensions",
@@ -250,10 +261,16 @@ impl EngineConfig {
             }
         }
         if seg.max_values == 0 || seg.max_values > 10_000 {
-            return Err(ConfigError::new("segments.max_values", "must be within 1..=10000"));
+            return Err(ConfigError::new(
+                "segments.max_values",
+                "must be within 1..=10000",
+            ));
         }
         if self.features.max_values == 0 || self.features.max_values > 10_000 {
-            return Err(ConfigError::new("features.max_values", "must be within 1..=10000"));
+            return Err(ConfigError::new(
+                "features.max_values",
+                "must be within 1..=10000",
+            ));
         }
         let s = &self.surveys;
         for (name, lo, hi) in [
@@ -289,7 +306,9 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        EngineConfig::default().validate().expect("defaults validate");
+        EngineConfig::default()
+            .validate()
+            .expect("defaults validate");
     }
 
     #[test]

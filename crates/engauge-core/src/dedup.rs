@@ -1,1 +1,104 @@
-//! placeholder
+//! Duplicate detection by event `id` within `dedup_horizon`, in memory bounded by the ids seen in
+//! one horizon of event time.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
+use crate::Millis;
+
+/// The ids are already 64-bit hashes: hash them as themselves.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Remembers 64-bit hashes of ids, bucketed by minute of event time, and forgets a bucket once the
+/// watermark is more than the horizon past it.
+#[derive(Debug)]
+pub(crate) struct Dedup {
+    horizon: Millis,
+    seen: HashSet<u64, BuildHasherDefault<IdentityHasher>>,
+    buckets: BTreeMap<Millis, Vec<u64>>,
+    hasher: foldhash::quality::FixedState,
+}
+
+const BUCKET: Millis = 60_000;
+
+impl Dedup {
+    pub fn new(horizon: Millis) -> Self {
+        Dedup {
+            horizon,
+            seen: HashSet::default(),
+            buckets: BTreeMap::new(),
+            hasher: foldhash::quality::FixedState::with_seed(0x656e_6761_7567_6521),
+        }
+    }
+
+    pub fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    pub fn contains(&self, hash: u64) -> bool {
+        self.seen.contains(&hash)
+    }
+
+    /// Records an id; `at` is the later of its event time and the watermark, so late events are
+    /// remembered for a full horizon too.
+    pub fn insert(&mut self, hash: u64, at: Millis) {
+        if self.seen.insert(hash) {
+            self.buckets
+                .entry(at.div_euclid(BUCKET))
+                .or_default()
+                .push(hash);
+        }
+    }
+
+    /// Forgets ids whose bucket ended more than `horizon` before `watermark`.
+    pub fn evict(&mut self, watermark: Millis) {
+        let limit = (watermark - self.horizon).div_euclid(BUCKET);
+        while let Some(entry) = self.buckets.first_entry() {
+            if *entry.key() >= limit {
+                break;
+            }
+            for hash in entry.remove() {
+                self.seen.remove(&hash);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_within_horizon_and_forgets_after() {
+        let mut d = Dedup::new(3_600_000);
+        let h = d.hash("evt-1");
+        assert!(!d.contains(h));
+        d.insert(h, 10_000_000);
+        assert!(d.contains(h));
+        d.evict(10_000_000 + 3_600_000);
+        assert!(d.contains(h), "still within the horizon");
+        d.evict(10_000_000 + 3_600_000 + 2 * BUCKET);
+        assert!(!d.contains(h));
+        assert_eq!(d.len(), 0);
+        assert_ne!(d.hash("a"), d.hash("b"));
+    }
+}

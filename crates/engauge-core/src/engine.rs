@@ -1,6 +1,27 @@
 //! The windowed KPI engine: ingest events, advance the watermark, collect closed instances.
+//!
+//! Flow of one event: dedup → too-late check → segment and feature ids → either buffered in the
+//! pending pane of its base pane (the normal case), or, when its base pane is already sealed,
+//! applied at once (a late event). Advancing the watermark seals base panes in time order: their
+//! events are applied sorted by event time (so sessions see an in-order stream), session timers
+//! fire, and every window whose slide divides the boundary closes an instance.
 
-use crate::{ConfigError, EngineConfig, Event, Millis, Snapshot};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashMap;
+
+use crate::distinct::{LastSeenCounts, LevelShape, base_pane};
+use crate::kpi::{self, DurationStats, Kpis, SurveyCounts};
+use crate::pane::{Contribution, PaneRing, SurveyMark, WindowSeg};
+use crate::segment::{CappedValues, Segmenter};
+use crate::session::{self, OpenSession, SessionKey, SessionStep, Timer, Timers};
+use crate::time::DAY;
+use crate::users::{Interner, SegUser, UserState};
+use crate::{
+    ConfigError, EngineConfig, Event, EventKind, FeatureKpis, Millis, Snapshot, Survey,
+    dedup::Dedup,
+};
 
 /// What happened to an ingested event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,48 +43,713 @@ pub struct EngineStats {
     pub late: u64,
     pub duplicates: u64,
     pub too_late: u64,
-    /// Values mapped to `__other__`, per dimension (in `segments.dimensions` order).
+    /// Events whose value was mapped to `__other__`, per dimension (`segments.dimensions` order).
     pub dimension_overflow: Vec<(String, u64)>,
-    /// Feature names mapped to `__other__`.
+    /// Feature events whose name was mapped to `__other__`.
     pub feature_overflow: u64,
     pub users: u64,
+    pub segments: u64,
     pub open_sessions: u64,
     pub pending_events: u64,
+    pub dedup_ids: u64,
+}
+
+const NO_FEATURE: u16 = u16::MAX;
+const NO_PANE: u32 = u32::MAX;
+const NO_SESSION: Millis = i64::MIN;
+const THIRTY_DAYS: Millis = 30 * DAY;
+
+/// An accepted event waiting for its base pane to seal.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    ts: Millis,
+    user: u32,
+    /// Index of its segment ids in the buffer's `segs`.
+    segs_at: u32,
+    feature: u16,
+    activity: bool,
+    mark: SurveyMark,
+    /// Hash of `session_id`, 0 when absent.
+    sid: u64,
+}
+
+#[derive(Debug, Default)]
+struct PaneBuffer {
+    events: Vec<Pending>,
+    segs: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct WindowState {
+    name: String,
+    length: Millis,
+    slide: Millis,
+    /// Index into `levels` of the ring with granularity `slide`.
+    level: usize,
+    /// End of the last closed instance; the running sums cover `[e_last − length, e_last)`.
+    e_last: Option<Millis>,
+    running: Vec<WindowSeg>,
+    stickiness: bool,
 }
 
 /// The engine. See ARCHITECTURE.md for how panes, last-seen counts and sessions fit together.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
+    /// Base pane length: the gcd of all slides.
+    base: Millis,
+    /// Least common multiple of all slides: boundaries where every window closes.
+    lcm: Millis,
+    max_length: Millis,
+    levels: Vec<PaneRing>,
+    shape: Vec<LevelShape>,
+    windows: Vec<WindowState>,
+    segmenter: Segmenter,
+    features: CappedValues,
+    users: Interner,
+    user_state: Vec<UserState>,
+    seg_counts: Vec<LastSeenCounts>,
+    feature_keys: HashMap<(u32, u16), u32>,
+    feature_counts: Vec<LastSeenCounts>,
+    /// Per feature key, its feature id.
+    feature_of_key: Vec<u16>,
+    /// Per segment, its feature keys.
+    seg_features: Vec<Vec<u32>>,
+    explicit_sessions: HashMap<SessionKey, OpenSession>,
+    open_sessions: u64,
+    timers: Timers,
+    dedup: Dedup,
+    pending: BTreeMap<u32, PaneBuffer>,
+    pending_events: u64,
+    watermark: Option<Millis>,
+    /// Every base pane before it is sealed.
+    frontier: Option<Millis>,
+    last_sweep: Millis,
+    stats: EngineStats,
+    session_hasher: foldhash::quality::FixedState,
+    scratch_segs: Vec<u32>,
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, ConfigError> {
         config.validate()?;
-        Ok(Engine { config })
+        let base = config.windows.iter().fold(0, |g, w| gcd(g, w.slide));
+        let lcm = config
+            .windows
+            .iter()
+            .fold(1, |l, w| l / gcd(l, w.slide) * w.slide);
+        let mut slides: Vec<Millis> = config.windows.iter().map(|w| w.slide).collect();
+        slides.sort_unstable();
+        slides.dedup();
+        let levels: Vec<PaneRing> = slides
+            .iter()
+            .map(|&g| {
+                let longest = config
+                    .windows
+                    .iter()
+                    .filter(|w| w.slide == g)
+                    .map(|w| w.length)
+                    .max()
+                    .unwrap_or(g);
+                PaneRing::new(g, (longest / g) as usize + 1)
+            })
+            .collect();
+        let shape = levels
+            .iter()
+            .map(|r| LevelShape {
+                ratio: (r.granularity / base) as u32,
+                panes: (config
+                    .windows
+                    .iter()
+                    .filter(|w| w.slide == r.granularity)
+                    .map(|w| w.length)
+                    .max()
+                    .unwrap_or(r.granularity)
+                    / r.granularity) as usize
+                    + 1,
+            })
+            .collect();
+        let windows = config
+            .windows
+            .iter()
+            .map(|w| WindowState {
+                name: w.name.clone(),
+                length: w.length,
+                slide: w.slide,
+                level: slides
+                    .iter()
+                    .position(|&g| g == w.slide)
+                    .expect("every slide has a level"),
+                e_last: None,
+                running: Vec::new(),
+                stickiness: w.length == THIRTY_DAYS && DAY % w.slide == 0,
+            })
+            .collect();
+        let max_length = config.windows.iter().map(|w| w.length).max().unwrap_or(0);
+        Ok(Engine {
+            base,
+            lcm,
+            max_length,
+            levels,
+            shape,
+            windows,
+            segmenter: Segmenter::new(&config.segments),
+            features: CappedValues::new(
+                config.features.max_values,
+                config.features.allowlist.clone(),
+            ),
+            users: Interner::default(),
+            user_state: Vec::new(),
+            seg_counts: Vec::new(),
+            feature_keys: HashMap::new(),
+            feature_counts: Vec::new(),
+            feature_of_key: Vec::new(),
+            seg_features: Vec::new(),
+            explicit_sessions: HashMap::new(),
+            open_sessions: 0,
+            timers: Timers::default(),
+            dedup: Dedup::new(config.dedup_horizon),
+            pending: BTreeMap::new(),
+            pending_events: 0,
+            watermark: None,
+            frontier: None,
+            last_sweep: i64::MIN,
+            stats: EngineStats::default(),
+            session_hasher: foldhash::quality::FixedState::with_seed(0x7365_7373_696f_6e21),
+            scratch_segs: Vec::new(),
+            config,
+        })
     }
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
 
+    /// The watermark last passed to [`Engine::advance`].
+    pub fn watermark(&self) -> Option<Millis> {
+        self.watermark
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            dimension_overflow: self.segmenter.overflow(),
+            feature_overflow: self.features.overflow,
+            users: self.users.len() as u64,
+            segments: self.segmenter.len() as u64,
+            open_sessions: self.open_sessions,
+            pending_events: self.pending_events,
+            dedup_ids: self.dedup.len() as u64,
+            ..self.stats.clone()
+        }
+    }
+
+    /// Whether no open instance of any window can contain event time `t`.
+    fn is_too_late(&self, t: Millis) -> bool {
+        self.frontier.is_some()
+            && self.windows.iter().all(|w| match w.e_last {
+                Some(e) => t < e + w.slide - w.length,
+                None => false,
+            })
+    }
+
     /// Adds one validated event. Never panics on any event the codec accepts.
-    pub fn ingest(&mut self, _event: &Event<'_>) -> Ingested {
-        unimplemented!()
+    pub fn ingest(&mut self, event: &Event<'_>) -> Ingested {
+        let id_hash = self.dedup.hash(&event.id);
+        if self.dedup.contains(id_hash) {
+            self.stats.duplicates += 1;
+            return Ingested::Duplicate;
+        }
+        let ts = event.ts;
+        if self.is_too_late(ts) {
+            self.stats.too_late += 1;
+            return Ingested::TooLate;
+        }
+        self.dedup
+            .insert(id_hash, self.watermark.map_or(ts, |w| w.max(ts)));
+        let late = self.watermark.is_some_and(|w| ts < w);
+
+        let (user, new_user) = self.users.intern(&event.user_id);
+        if new_user {
+            self.user_state.push(UserState::default());
+        }
+        let feature = match &event.kind {
+            EventKind::FeatureUsed { feature } => self.features.id(feature),
+            _ => NO_FEATURE,
+        };
+        let pending = Pending {
+            ts,
+            user,
+            segs_at: 0,
+            feature,
+            activity: !self
+                .config
+                .non_activity_types
+                .iter()
+                .any(|t| *t == event.event_type),
+            mark: self.survey_mark(&event.kind),
+            sid: match &event.session_id {
+                // 0 means "no session id"; a real hash of 0 is moved to 1.
+                Some(sid) => self.session_hasher.hash_one(sid.as_ref()).max(1),
+                None => 0,
+            },
+        };
+        self.stats.accepted += 1;
+        if late {
+            self.stats.late += 1;
+        }
+        if self.frontier.is_some_and(|f| ts < f) {
+            // Its base pane is sealed: apply now; it reaches only instances still open.
+            let mut segs = std::mem::take(&mut self.scratch_segs);
+            segs.clear();
+            self.segmenter.map(event, &mut segs);
+            self.apply(&pending, &segs, true);
+            self.scratch_segs = segs;
+        } else {
+            let buffer = self.pending.entry(base_pane(ts, self.base)).or_default();
+            let segs_at = buffer.segs.len() as u32;
+            self.segmenter.map(event, &mut buffer.segs);
+            buffer.events.push(Pending { segs_at, ..pending });
+            self.pending_events += 1;
+        }
+        if late {
+            Ingested::Late
+        } else {
+            Ingested::Accepted
+        }
+    }
+
+    fn survey_mark(&self, kind: &EventKind<'_>) -> SurveyMark {
+        let s = &self.config.surveys;
+        match *kind {
+            EventKind::SurveyResponse { survey, score } => match survey {
+                Survey::Nps => SurveyMark::Nps {
+                    promoter: score >= s.nps_promoter_min,
+                    detractor: score <= s.nps_detractor_max,
+                },
+                Survey::Csat => SurveyMark::Csat {
+                    satisfied: score >= s.csat_satisfied_min,
+                },
+                Survey::Ces => SurveyMark::Ces { score },
+            },
+            _ => SurveyMark::None,
+        }
+    }
+
+    /// Applies a sealed event to panes, last-seen counts and (unless late) sessions.
+    fn apply(&mut self, e: &Pending, segs: &[u32], late: bool) {
+        let bp = base_pane(e.ts, self.base);
+        let mut closed: smallvec::SmallVec<[(u32, OpenSession); 2]> = smallvec::SmallVec::new();
+        for &seg in segs {
+            self.contribute(seg, e.ts, Contribution::Event(e.mark), late);
+            let seg_idx = seg as usize;
+            if self.seg_counts.len() <= seg_idx {
+                self.seg_counts
+                    .resize_with(seg_idx + 1, || LastSeenCounts::new(&self.shape));
+                self.seg_features.resize_with(seg_idx + 1, Vec::new);
+            }
+            if e.activity {
+                let state = &mut self.user_state[e.user as usize];
+                let pos = match state.segs.iter().position(|s| s.seg == seg) {
+                    Some(p) => p,
+                    None => {
+                        state.segs.push(SegUser {
+                            seg,
+                            last_pane: NO_PANE,
+                            sess_start: NO_SESSION,
+                            sess_last: NO_SESSION,
+                        });
+                        state.segs.len() - 1
+                    }
+                };
+                let su = &mut state.segs[pos];
+                if su.last_pane == NO_PANE || bp > su.last_pane {
+                    let old = (su.last_pane != NO_PANE).then_some(su.last_pane);
+                    self.seg_counts[seg_idx].moved(&self.shape, old, bp);
+                    su.last_pane = bp;
+                }
+                if !late {
+                    let gap = self.config.session_gap;
+                    let max = self.config.session_max;
+                    if e.sid == 0 {
+                        let mut open = (su.sess_start != NO_SESSION).then_some(OpenSession {
+                            start: su.sess_start,
+                            last: su.sess_last,
+                        });
+                        let step = session::step(&mut open, e.ts, gap, max);
+                        let now = open.expect("step leaves a session open");
+                        su.sess_start = now.start;
+                        su.sess_last = now.last;
+                        if let SessionStep::Started { closed: prev } = step {
+                            self.on_session_started(e.user, seg, 0, e.ts, prev, &mut closed);
+                        }
+                    } else {
+                        let key = SessionKey {
+                            user: e.user,
+                            seg,
+                            sid: e.sid,
+                        };
+                        let entry = self.explicit_sessions.entry(key);
+                        let mut open = match &entry {
+                            hashbrown::hash_map::Entry::Occupied(o) => Some(*o.get()),
+                            hashbrown::hash_map::Entry::Vacant(_) => None,
+                        };
+                        let step = session::step(&mut open, e.ts, gap, max);
+                        entry.insert(open.expect("step leaves a session open"));
+                        if let SessionStep::Started { closed: prev } = step {
+                            self.on_session_started(e.user, seg, e.sid, e.ts, prev, &mut closed);
+                        }
+                    }
+                }
+            }
+            if e.feature != NO_FEATURE {
+                let key = self.feature_key(seg, e.feature);
+                let state = &mut self.user_state[e.user as usize];
+                match state.features.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, last)) => {
+                        if bp > *last {
+                            self.feature_counts[key as usize].moved(&self.shape, Some(*last), bp);
+                            *last = bp;
+                        }
+                    }
+                    None => {
+                        state.features.push((key, bp));
+                        self.feature_counts[key as usize].moved(&self.shape, None, bp);
+                    }
+                }
+            }
+        }
+        for (seg, s) in closed {
+            self.close_session(seg, s);
+        }
+    }
+
+    fn on_session_started(
+        &mut self,
+        user: u32,
+        seg: u32,
+        sid: u64,
+        t: Millis,
+        prev: Option<OpenSession>,
+        closed: &mut smallvec::SmallVec<[(u32, OpenSession); 2]>,
+    ) {
+        match prev {
+            Some(s) => closed.push((seg, s)),
+            None => self.open_sessions += 1,
+        }
+        let close_at = t + self.config.session_gap;
+        self.timers.set(
+            base_pane(close_at, self.base),
+            Timer {
+                key: SessionKey { user, seg, sid },
+                start: t,
+            },
+        );
+    }
+
+    fn close_session(&mut self, seg: u32, s: OpenSession) {
+        let at = s.last + self.config.session_gap;
+        let duration_ms = (s.last - s.start) as u64;
+        self.contribute(seg, at, Contribution::Session { duration_ms }, true);
+    }
+
+    fn feature_key(&mut self, seg: u32, feature: u16) -> u32 {
+        if let Some(&k) = self.feature_keys.get(&(seg, feature)) {
+            return k;
+        }
+        let k = self.feature_counts.len() as u32;
+        self.feature_counts.push(LastSeenCounts::new(&self.shape));
+        self.feature_of_key.push(feature);
+        self.feature_keys.insert((seg, feature), k);
+        self.seg_features[seg as usize].push(k);
+        k
+    }
+
+    /// Adds a contribution at time `t` to every pane ring, and — when it may fall inside a range
+    /// windows already summed (`in_past`) — to those running sums too.
+    fn contribute(&mut self, seg: u32, t: Millis, c: Contribution, in_past: bool) {
+        for ring in &mut self.levels {
+            ring.apply(t, seg, c);
+        }
+        if in_past {
+            for w in &mut self.windows {
+                if let Some(e) = w.e_last
+                    && t >= e - w.length
+                    && t < e
+                {
+                    let seg = seg as usize;
+                    if w.running.len() <= seg {
+                        w.running.resize_with(seg + 1, WindowSeg::default);
+                    }
+                    w.running[seg].apply(c);
+                }
+            }
+        }
     }
 
     /// Moves the watermark to `watermark` (never backwards) and appends a snapshot for every
     /// (instance, segment) that closed, in order of end, then window name, then key.
-    pub fn advance(&mut self, _watermark: Millis, _out: &mut Vec<Snapshot>) {
-        unimplemented!()
+    pub fn advance(&mut self, watermark: Millis, out: &mut Vec<Snapshot>) {
+        if self.watermark.is_some_and(|w| watermark <= w) {
+            return;
+        }
+        self.watermark = Some(watermark);
+        let frontier = match self.frontier {
+            Some(f) => f,
+            None => {
+                let Some(&first) = self.pending.keys().next() else {
+                    return;
+                };
+                let start = i64::from(first) * self.base;
+                if start + self.base > watermark {
+                    return;
+                }
+                for w in &mut self.windows {
+                    w.e_last = Some(start.div_euclid(w.slide) * w.slide);
+                }
+                start
+            }
+        };
+        let mut f = frontier;
+        while f + self.base <= watermark {
+            if let Some(target) = self.quiet_jump_target(f, watermark) {
+                f = target;
+                for w in &mut self.windows {
+                    w.e_last = Some(target);
+                    w.running.iter_mut().for_each(|r| *r = WindowSeg::default());
+                }
+                continue;
+            }
+            let b = f + self.base;
+            self.process_boundary(b, watermark, out);
+            f = b;
+        }
+        self.frontier = Some(f);
+        self.dedup.evict(watermark);
+        if f.saturating_sub(self.last_sweep) >= DAY {
+            self.sweep(f);
+            self.last_sweep = f;
+        }
     }
 
-    /// The watermark last passed to [`Engine::advance`].
-    pub fn watermark(&self) -> Option<Millis> {
-        unimplemented!()
+    /// When nothing is open or in range, the next boundary that can matter, if it is far ahead.
+    fn quiet_jump_target(&mut self, f: Millis, watermark: Millis) -> Option<Millis> {
+        if f.rem_euclid(self.lcm) != 0 || self.open_sessions != 0 {
+            return None;
+        }
+        let all_empty = self.windows.iter().all(|w| {
+            w.e_last == Some(f)
+                && w.running
+                    .iter()
+                    .all(|r| r.agg.events == 0 && r.agg.sessions == 0)
+        });
+        if !all_empty {
+            return None;
+        }
+        let next_data = self
+            .pending
+            .keys()
+            .next()
+            .map_or(Millis::MAX, |&p| i64::from(p) * self.base);
+        let target = next_data.min(watermark).div_euclid(self.lcm) * self.lcm;
+        // Jumping pays off only past the longest window; short stretches are walked.
+        (target > f + self.max_length).then(|| {
+            self.timers = Timers::default();
+            target
+        })
     }
 
-    pub fn stats(&self) -> EngineStats {
-        unimplemented!()
+    fn process_boundary(&mut self, b: Millis, watermark: Millis, out: &mut Vec<Snapshot>) {
+        let sealed = base_pane(b - self.base, self.base);
+        if let Some(mut buffer) = self.pending.remove(&sealed) {
+            self.pending_events -= buffer.events.len() as u64;
+            buffer.events.sort_by_key(|e| e.ts);
+            let n_sets = self.segmenter.set_count();
+            for e in &buffer.events {
+                let at = e.segs_at as usize;
+                self.apply(e, &buffer.segs[at..at + n_sets], false);
+            }
+        }
+        for timer in self.timers.take_through(sealed) {
+            self.fire(timer, b);
+        }
+        let first = out.len();
+        for wi in 0..self.windows.len() {
+            if b.rem_euclid(self.windows[wi].slide) == 0 {
+                self.close_instance(wi, b, watermark, out);
+            }
+        }
+        out[first..].sort_by_cached_key(|s| (s.window.clone(), s.key()));
+    }
+
+    /// A session timer is due at boundary `b`: close the session, or re-arm if it was extended.
+    fn fire(&mut self, timer: Timer, b: Millis) {
+        let gap = self.config.session_gap;
+        let key = timer.key;
+        let session = if key.sid == 0 {
+            self.user_state[key.user as usize]
+                .segs
+                .iter()
+                .find(|s| s.seg == key.seg && s.sess_start == timer.start)
+                .map(|s| OpenSession {
+                    start: s.sess_start,
+                    last: s.sess_last,
+                })
+        } else {
+            self.explicit_sessions
+                .get(&key)
+                .filter(|s| s.start == timer.start)
+                .copied()
+        };
+        let Some(s) = session else {
+            return; // Replaced by a newer session, which has its own timer.
+        };
+        let close_at = s.last + gap;
+        if close_at >= b {
+            self.timers.set(base_pane(close_at, self.base), timer);
+            return;
+        }
+        if key.sid == 0 {
+            if let Some(su) = self.user_state[key.user as usize]
+                .segs
+                .iter_mut()
+                .find(|s| s.seg == key.seg)
+            {
+                su.sess_start = NO_SESSION;
+                su.sess_last = NO_SESSION;
+            }
+        } else {
+            self.explicit_sessions.remove(&key);
+        }
+        self.open_sessions -= 1;
+        self.close_session(key.seg, s);
+    }
+
+    fn close_instance(
+        &mut self,
+        wi: usize,
+        end: Millis,
+        watermark: Millis,
+        out: &mut Vec<Snapshot>,
+    ) {
+        let w = &mut self.windows[wi];
+        let ring = &self.levels[w.level];
+        let g = ring.granularity;
+        let n_segs = self.segmenter.len();
+        if w.running.len() < n_segs {
+            w.running.resize_with(n_segs, WindowSeg::default);
+        }
+        if let Some(entering) = ring.pane(end / g - 1) {
+            for (r, p) in w.running.iter_mut().zip(entering) {
+                r.merge(p, 1);
+            }
+        }
+        if let Some(leaving) = ring.pane((end - w.length) / g - 1) {
+            for (r, p) in w.running.iter_mut().zip(leaving) {
+                r.merge(p, -1);
+            }
+        }
+        w.e_last = Some(end);
+        let w = &self.windows[wi];
+        let (from, to) = (((end - w.length) / g) as u32, (end / g) as u32);
+        for (seg, running) in w.running.iter().enumerate() {
+            if running.agg.events <= 0 {
+                continue;
+            }
+            let counts = &self.seg_counts[seg];
+            let active = counts.range(w.level, from, to);
+            let stickiness = if w.stickiness {
+                let day = counts.range(w.level, ((end - DAY) / g) as u32, to);
+                kpi::ratio(day as f64, active as f64)
+            } else {
+                None
+            };
+            let mut features: Vec<(String, FeatureKpis)> = self.seg_features[seg]
+                .iter()
+                .filter_map(|&k| {
+                    let users = self.feature_counts[k as usize].range(w.level, from, to);
+                    (users > 0).then_some((k, users))
+                })
+                .map(|(k, users)| {
+                    (
+                        self.features
+                            .name(self.feature_of_key[k as usize])
+                            .to_owned(),
+                        FeatureKpis {
+                            users,
+                            adoption_ratio: kpi::ratio(users as f64, active as f64),
+                        },
+                    )
+                })
+                .collect();
+            features.sort_by(|a, b| a.0.cmp(&b.0));
+            let info = self.segmenter.info(seg as u32);
+            out.push(Snapshot {
+                window: w.name.clone(),
+                start: end - w.length,
+                end,
+                segment: info.labels.clone(),
+                kpis: kpis_of(running, active, stickiness),
+                features,
+                watermark,
+            });
+        }
+    }
+
+    /// Drops per-user state that no window can see any more.
+    fn sweep(&mut self, frontier: Millis) {
+        let keep_from = base_pane((frontier - self.max_length - self.lcm).max(0), self.base);
+        for state in &mut self.user_state {
+            state
+                .segs
+                .retain(|s| s.sess_start != NO_SESSION || s.last_pane >= keep_from);
+            state.features.retain(|&(_, last)| last >= keep_from);
+        }
     }
 }
+
+fn kpis_of(r: &WindowSeg, active: u64, stickiness: Option<f64>) -> Kpis {
+    let a = &r.agg;
+    let sessions = a.sessions.max(0) as u64;
+    let (nps, nps_margin) = kpi::nps(
+        a.nps_promoters as u64,
+        a.nps_detractors as u64,
+        a.nps_n as u64,
+    );
+    let (csat_ratio, csat_margin) = kpi::csat(a.csat_satisfied as u64, a.csat_n as u64);
+    let session_duration = if sessions > 0 {
+        let q = |q: f64| r.durations.quantile(q).unwrap_or(0.0) / 1000.0;
+        Some(DurationStats {
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            mean: a.session_ms as f64 / sessions as f64 / 1000.0,
+        })
+    } else {
+        None
+    };
+    Kpis {
+        active_users: active,
+        events: a.events as u64,
+        stickiness_ratio: stickiness,
+        sessions,
+        sessions_per_user: kpi::ratio(sessions as f64, active as f64),
+        session_duration,
+        survey_responses: SurveyCounts {
+            nps: a.nps_n as u64,
+            csat: a.csat_n as u64,
+            ces: a.ces_n as u64,
+        },
+        nps,
+        nps_margin,
+        csat_ratio,
+        csat_margin,
+        ces_score: kpi::ratio(a.ces_sum as f64, a.ces_n as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests;

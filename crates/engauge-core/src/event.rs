@@ -87,7 +87,11 @@ impl Event<'_> {
             user_id: own(self.user_id),
             ts: self.ts,
             session_id: self.session_id.map(own),
-            attrs: self.attrs.into_iter().map(|(k, v)| (own(k), own(v))).collect(),
+            attrs: self
+                .attrs
+                .into_iter()
+                .map(|(k, v)| (own(k), own(v)))
+                .collect(),
             kind: match self.kind {
                 EventKind::Plain => EventKind::Plain,
                 EventKind::FeatureUsed { feature } => EventKind::FeatureUsed {

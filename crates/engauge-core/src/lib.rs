@@ -12,10 +12,12 @@ mod event;
 mod kpi;
 mod pane;
 pub mod quantile;
+mod replay;
 mod segment;
 mod session;
 mod snapshot;
 pub mod time;
+mod users;
 mod watermark;
 
 pub use config::{
@@ -24,6 +26,7 @@ pub use config::{
 pub use engine::{Engine, EngineStats, Ingested};
 pub use event::{Event, EventKind, Survey};
 pub use kpi::{DurationStats, Kpis, SurveyCounts};
+pub use replay::Replay;
 pub use segment::{NONE_VALUE, OTHER_VALUE};
 pub use snapshot::{FeatureKpis, Snapshot};
 pub use time::Millis;

@@ -1,1 +1,224 @@
-//! placeholder
+//! Pane aggregates: additive per-(pane, segment) sums kept in one ring per slide granularity, and
+//! the per-(window, segment) running sums that sliding windows keep by adding the pane that enters
+//! and subtracting the pane that leaves.
+
+use crate::Millis;
+use crate::quantile::{DenseHistogram, SparseHistogram, bucket_of};
+
+/// How one survey response counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SurveyMark {
+    None,
+    Nps { promoter: bool, detractor: bool },
+    Csat { satisfied: bool },
+    Ces { score: i32 },
+}
+
+/// One additive contribution to a (pane, segment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Contribution {
+    Event(SurveyMark),
+    Session { duration_ms: u64 },
+}
+
+/// Additive counters. Signed so that running sums can subtract a leaving pane exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Agg {
+    pub events: i64,
+    pub sessions: i64,
+    pub session_ms: i64,
+    pub nps_n: i64,
+    pub nps_promoters: i64,
+    pub nps_detractors: i64,
+    pub csat_n: i64,
+    pub csat_satisfied: i64,
+    pub ces_n: i64,
+    pub ces_sum: i64,
+}
+
+impl Agg {
+    fn apply(&mut self, c: Contribution) {
+        match c {
+            Contribution::Event(mark) => {
+                self.events += 1;
+                match mark {
+                    SurveyMark::None => {}
+                    SurveyMark::Nps {
+                        promoter,
+                        detractor,
+                    } => {
+                        self.nps_n += 1;
+                        self.nps_promoters += i64::from(promoter);
+                        self.nps_detractors += i64::from(detractor);
+                    }
+                    SurveyMark::Csat { satisfied } => {
+                        self.csat_n += 1;
+                        self.csat_satisfied += i64::from(satisfied);
+                    }
+                    SurveyMark::Ces { score } => {
+                        self.ces_n += 1;
+                        self.ces_sum += i64::from(score);
+                    }
+                }
+            }
+            Contribution::Session { duration_ms } => {
+                self.sessions += 1;
+                self.session_ms += duration_ms as i64;
+            }
+        }
+    }
+
+    fn merge(&mut self, o: &Agg, sign: i64) {
+        self.events += sign * o.events;
+        self.sessions += sign * o.sessions;
+        self.session_ms += sign * o.session_ms;
+        self.nps_n += sign * o.nps_n;
+        self.nps_promoters += sign * o.nps_promoters;
+        self.nps_detractors += sign * o.nps_detractors;
+        self.csat_n += sign * o.csat_n;
+        self.csat_satisfied += sign * o.csat_satisfied;
+        self.ces_n += sign * o.ces_n;
+        self.ces_sum += sign * o.ces_sum;
+    }
+}
+
+/// A pane's aggregate for one segment.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PaneSeg {
+    pub agg: Agg,
+    pub durations: SparseHistogram,
+}
+
+impl PaneSeg {
+    fn apply(&mut self, c: Contribution) {
+        self.agg.apply(c);
+        if let Contribution::Session { duration_ms } = c {
+            self.durations.add(bucket_of(duration_ms), 1);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.agg = Agg::default();
+        self.durations.clear();
+    }
+}
+
+/// A window's running sum for one segment.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WindowSeg {
+    pub agg: Agg,
+    pub durations: DenseHistogram,
+}
+
+impl WindowSeg {
+    pub fn apply(&mut self, c: Contribution) {
+        self.agg.apply(c);
+        if let Contribution::Session { duration_ms } = c {
+            self.durations.add(bucket_of(duration_ms), 1);
+        }
+    }
+
+    pub fn merge(&mut self, pane: &PaneSeg, sign: i64) {
+        self.agg.merge(&pane.agg, sign);
+        self.durations.merge(&pane.durations, sign);
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// Pane index held, or `i64::MIN` when unused.
+    pane: i64,
+    segs: Vec<PaneSeg>,
+}
+
+/// The panes of one granularity, in a ring just long enough for the longest window using it.
+///
+/// A slot is reused lazily: writing pane `k` into a slot holding an older pane clears it; writing
+/// a pane older than the one a slot holds is dropped (no window can still see it).
+#[derive(Debug)]
+pub(crate) struct PaneRing {
+    pub granularity: Millis,
+    slots: Vec<Slot>,
+}
+
+impl PaneRing {
+    pub fn new(granularity: Millis, panes: usize) -> Self {
+        PaneRing {
+            granularity,
+            slots: (0..panes)
+                .map(|_| Slot {
+                    pane: i64::MIN,
+                    segs: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Pane index of an instant at this granularity (counted from the Unix epoch).
+    pub fn pane_of(&self, t: Millis) -> i64 {
+        t.div_euclid(self.granularity)
+    }
+
+    pub fn apply(&mut self, t: Millis, seg: u32, c: Contribution) {
+        let pane = self.pane_of(t);
+        let n = self.slots.len() as i64;
+        let slot = &mut self.slots[pane.rem_euclid(n) as usize];
+        if slot.pane > pane {
+            return;
+        }
+        if slot.pane < pane {
+            slot.pane = pane;
+            slot.segs.iter_mut().for_each(PaneSeg::clear);
+        }
+        let seg = seg as usize;
+        if slot.segs.len() <= seg {
+            slot.segs.resize_with(seg + 1, PaneSeg::default);
+        }
+        slot.segs[seg].apply(c);
+    }
+
+    /// The per-segment aggregates of pane `pane`, if the ring still holds it.
+    pub fn pane(&self, pane: i64) -> Option<&[PaneSeg]> {
+        let n = self.slots.len() as i64;
+        let slot = &self.slots[pane.rem_euclid(n) as usize];
+        (slot.pane == pane).then_some(slot.segs.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_reuses_slots_and_drops_stale_writes() {
+        let mut ring = PaneRing::new(60_000, 3);
+        let t = |k: i64| k * 60_000;
+        ring.apply(t(0), 0, Contribution::Event(SurveyMark::None));
+        ring.apply(t(0) + 59_999, 1, Contribution::Session { duration_ms: 5 });
+        assert_eq!(ring.pane(0).map(|s| s[0].agg.events), Some(1));
+        assert_eq!(ring.pane(0).map(|s| s[1].agg.sessions), Some(1));
+        ring.apply(t(3), 0, Contribution::Event(SurveyMark::None));
+        assert!(ring.pane(0).is_none(), "slot reused by pane 3");
+        // A write to pane 0 now is too old for the ring and is dropped.
+        ring.apply(t(0), 0, Contribution::Event(SurveyMark::None));
+        assert_eq!(ring.pane(3).map(|s| s[0].agg.events), Some(1));
+        assert!(ring.pane(3).is_some_and(|s| s[1].agg.sessions == 0));
+    }
+
+    #[test]
+    fn running_sum_adds_and_subtracts() {
+        let mut pane = PaneSeg::default();
+        pane.apply(Contribution::Event(SurveyMark::Nps {
+            promoter: true,
+            detractor: false,
+        }));
+        pane.apply(Contribution::Session { duration_ms: 1000 });
+        let mut w = WindowSeg::default();
+        w.merge(&pane, 1);
+        assert_eq!(w.agg.nps_promoters, 1);
+        assert_eq!(w.agg.session_ms, 1000);
+        w.merge(&pane, -1);
+        assert_eq!(w.agg, Agg::default());
+        assert_eq!(w.durations.quantile(0.5), None);
+    }
+}

@@ -1,6 +1,269 @@
 //! Segments: allowlisted dimensions, group-by sets, and the per-dimension value cap.
+//!
+//! Each dimension gives the first `max_values` distinct values it sees an id of their own; later
+//! values share `__other__`. Each (set, value combination) gets a dense segment id; id 0 is the
+//! all-users segment.
+
+use hashbrown::HashMap;
+use smallvec::SmallVec;
+
+use crate::{Event, SegmentsConfig};
 
 /// The value a dimension takes once it has `max_values` distinct values.
 pub const OTHER_VALUE: &str = "__other__";
 /// The value of a dimension the event does not carry.
 pub const NONE_VALUE: &str = "__none__";
+
+const NONE_ID: u16 = 0;
+const OTHER_ID: u16 = 1;
+
+/// Interns strings up to a cap; the rest map to `__other__`.
+#[derive(Debug)]
+pub(crate) struct CappedValues {
+    ids: HashMap<Box<str>, u16>,
+    /// Index = id; 0 and 1 are `__none__` and `__other__`.
+    names: Vec<Box<str>>,
+    max_values: usize,
+    allowlist: Option<Vec<String>>,
+    pub overflow: u64,
+}
+
+impl CappedValues {
+    pub fn new(max_values: usize, allowlist: Option<Vec<String>>) -> Self {
+        CappedValues {
+            ids: HashMap::new(),
+            names: vec![NONE_VALUE.into(), OTHER_VALUE.into()],
+            max_values,
+            allowlist,
+            overflow: 0,
+        }
+    }
+
+    /// The id of `value`, registering it while there is room.
+    pub fn id(&mut self, value: &str) -> u16 {
+        if let Some(&id) = self.ids.get(value) {
+            return id;
+        }
+        let allowed = self
+            .allowlist
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|v| v == value));
+        if !allowed || self.ids.len() >= self.max_values {
+            self.overflow += 1;
+            return OTHER_ID;
+        }
+        let id = self.names.len() as u16;
+        self.names.push(value.into());
+        self.ids.insert(value.into(), id);
+        id
+    }
+
+    pub fn name(&self, id: u16) -> &str {
+        &self.names[usize::from(id)]
+    }
+}
+
+#[derive(Debug)]
+struct Dimension {
+    name: String,
+    values: CappedValues,
+    /// Whether any set uses it (others are never mapped).
+    used: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct SegmentInfo {
+    /// `(dimension, value)` sorted by dimension; empty for all users.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Maps an event to one segment id per configured set.
+#[derive(Debug)]
+pub(crate) struct Segmenter {
+    dims: Vec<Dimension>,
+    /// Per set, indices into `dims` in set order.
+    sets: Vec<Vec<usize>>,
+    ids: HashMap<SmallVec<[u16; 4]>, u32>,
+    segments: Vec<SegmentInfo>,
+    /// Scratch: value id per dimension for the current event.
+    scratch: Vec<u16>,
+}
+
+impl Segmenter {
+    pub fn new(config: &SegmentsConfig) -> Self {
+        let mut dims: Vec<Dimension> = config
+            .dimensions
+            .iter()
+            .map(|name| Dimension {
+                name: name.clone(),
+                values: CappedValues::new(config.max_values, None),
+                used: false,
+            })
+            .collect();
+        let mut sets: Vec<Vec<usize>> = vec![vec![]];
+        for set in &config.sets {
+            if set.is_empty() {
+                continue;
+            }
+            let idx: Vec<usize> = set
+                .iter()
+                .map(|d| {
+                    config
+                        .dimensions
+                        .iter()
+                        .position(|x| x == d)
+                        .expect("validated: set dimensions are allowlisted")
+                })
+                .collect();
+            for &i in &idx {
+                dims[i].used = true;
+            }
+            if !sets.contains(&idx) {
+                sets.push(idx);
+            }
+        }
+        let mut seg = Segmenter {
+            scratch: vec![NONE_ID; dims.len()],
+            dims,
+            sets,
+            ids: HashMap::new(),
+            segments: Vec::new(),
+        };
+        // Segment 0 is all users.
+        seg.segment_id(0);
+        seg
+    }
+
+    pub fn set_count(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Writes the segment id of each set for `event` into `out` (length [`Self::set_count`]).
+    pub fn map(&mut self, event: &Event<'_>, out: &mut Vec<u32>) {
+        for (i, dim) in self.dims.iter_mut().enumerate() {
+            if dim.used {
+                self.scratch[i] = match event.attr(&dim.name) {
+                    Some(v) => dim.values.id(v),
+                    None => NONE_ID,
+                };
+            }
+        }
+        out.push(0);
+        for set in 1..self.sets.len() {
+            out.push(self.segment_id(set));
+        }
+    }
+
+    fn segment_id(&mut self, set: usize) -> u32 {
+        let mut key: SmallVec<[u16; 4]> = SmallVec::new();
+        key.push(set as u16);
+        key.extend(self.sets[set].iter().map(|&d| self.scratch[d]));
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let id = self.segments.len() as u32;
+        let mut labels: Vec<(String, String)> = self.sets[set]
+            .iter()
+            .map(|&d| {
+                let dim = &self.dims[d];
+                (
+                    dim.name.clone(),
+                    dim.values.name(self.scratch[d]).to_owned(),
+                )
+            })
+            .collect();
+        labels.sort();
+        self.segments.push(SegmentInfo { labels });
+        self.ids.insert(key, id);
+        id
+    }
+
+    pub fn info(&self, segment: u32) -> &SegmentInfo {
+        &self.segments[segment as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn overflow(&self) -> Vec<(String, u64)> {
+        self.dims
+            .iter()
+            .map(|d| (d.name.clone(), d.values.overflow))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::EventKind;
+
+    fn event(attrs: &[(&'static str, &'static str)]) -> Event<'static> {
+        Event {
+            id: "e".into(),
+            event_type: "action".into(),
+            user_id: "u".into(),
+            ts: 0,
+            session_id: None,
+            attrs: attrs
+                .iter()
+                .map(|&(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)))
+                .collect(),
+            kind: EventKind::Plain,
+        }
+    }
+
+    #[test]
+    fn cap_maps_late_values_to_other_and_missing_to_none() {
+        let cfg = SegmentsConfig {
+            dimensions: vec!["plan".into(), "region".into()],
+            sets: vec![
+                vec![],
+                vec!["plan".into()],
+                vec!["region".into(), "plan".into()],
+            ],
+            max_values: 2,
+        };
+        let mut s = Segmenter::new(&cfg);
+        assert_eq!(s.set_count(), 3);
+        let mut keys = |attrs: &[(&'static str, &'static str)]| {
+            let mut out = Vec::new();
+            s.map(&event(attrs), &mut out);
+            out.iter()
+                .map(|&id| {
+                    let labels = &s.info(id).labels;
+                    labels
+                        .iter()
+                        .map(|(d, v)| format!("{d}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            keys(&[("plan", "free")]),
+            ["", "plan=free", "plan=free,region=__none__"]
+        );
+        assert_eq!(
+            keys(&[("plan", "pro"), ("region", "eu")])[2],
+            "plan=pro,region=eu"
+        );
+        // A third plan overflows.
+        assert_eq!(keys(&[("plan", "team")])[1], "plan=__other__");
+        assert_eq!(keys(&[("plan", "free")])[1], "plan=free");
+        assert_eq!(s.overflow(), vec![("plan".into(), 1), ("region".into(), 0)]);
+    }
+
+    #[test]
+    fn feature_allowlist() {
+        let mut f = CappedValues::new(10, Some(vec!["export".into()]));
+        let export = f.id("export");
+        assert_eq!(f.name(export), "export");
+        let other = f.id("other_thing");
+        assert_eq!(f.name(other), OTHER_VALUE);
+        assert_eq!(f.overflow, 1);
+    }
+}

@@ -63,7 +63,10 @@ mod tests {
             watermark: 1,
         };
         assert_eq!(snap.key(), "30d|");
-        snap.segment = vec![("plan".into(), "pro".into()), ("platform".into(), "ios".into())];
+        snap.segment = vec![
+            ("plan".into(), "pro".into()),
+            ("platform".into(), "ios".into()),
+        ];
         assert_eq!(snap.key(), "30d|plan=pro,platform=ios");
     }
 }

@@ -85,7 +85,13 @@ pub fn parse_duration(text: &str) -> Option<Millis> {
 
 /// Formats milliseconds as the largest exact unit: `1h`, `30d`, `90s`, `250ms`.
 pub fn format_duration(ms: Millis) -> String {
-    for (unit, len) in [("w", 7 * DAY), ("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", SECOND)] {
+    for (unit, len) in [
+        ("w", 7 * DAY),
+        ("d", DAY),
+        ("h", HOUR),
+        ("m", MINUTE),
+        ("s", SECOND),
+    ] {
         if ms != 0 && ms % len == 0 {
             return format!("{}{unit}", ms / len);
         }

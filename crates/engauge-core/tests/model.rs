@@ -1,0 +1,1280 @@
+//! Independent reference test: the engine, driven exactly like `engauge replay`, must emit the
+//! snapshots a naive brute-force model (tests/model/naive.rs, written from the spec only) expects.
+
+#[path = "model/naive.rs"]
+mod naive;
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use engauge_core::time::{DAY, HOUR, MINUTE, SECOND, days_from_civil, format_rfc3339};
+use engauge_core::{
+    DurationStats, Engine, EngineConfig, Event, EventKind, FeaturesConfig, Ingested, Kpis, Millis,
+    NONE_VALUE, OTHER_VALUE, SegmentsConfig, Snapshot, Survey, WindowSpec,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+
+// ---------------------------------------------------------------------------------------------
+// Driving the engine like `engauge replay`.
+// ---------------------------------------------------------------------------------------------
+
+/// Ingests `arrivals` in order, advancing to `max ts - allowed_lateness` after each event and to
+/// `max ts` at the end.
+fn replay(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> (Vec<Snapshot>, Vec<Ingested>) {
+    let mut engine = Engine::new(cfg.clone()).expect("test configs are valid");
+    let mut out = Vec::new();
+    let mut ingested = Vec::with_capacity(arrivals.len());
+    let mut max_ts: Option<Millis> = None;
+    for ev in arrivals {
+        ingested.push(engine.ingest(ev));
+        let max = max_ts.map_or(ev.ts, |m| m.max(ev.ts));
+        max_ts = Some(max);
+        engine.advance(max - cfg.allowed_lateness, &mut out);
+    }
+    if let Some(max) = max_ts {
+        engine.advance(max, &mut out);
+    }
+    (out, ingested)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparison with a readable diff.
+// ---------------------------------------------------------------------------------------------
+
+fn close_rel(actual: f64, expected: f64, rel: f64) -> bool {
+    actual == expected
+        || (actual - expected).abs() <= rel * expected.abs().max(actual.abs()) + 1e-12
+}
+
+fn opt_close(actual: Option<f64>, expected: Option<f64>, rel: f64) -> bool {
+    match (actual, expected) {
+        (None, None) => true,
+        (Some(a), Some(e)) => a.is_finite() && close_rel(a, e, rel),
+        _ => false,
+    }
+}
+
+/// Quantiles: within 1 % of the true nearest-rank value (exact when it is 0).
+fn quantile_close(actual: f64, expected: f64) -> bool {
+    (actual - expected).abs() <= 0.01 * expected.abs() + 1e-9
+}
+
+fn kpi_diffs(a: &Kpis, e: &Kpis) -> Vec<String> {
+    let mut d = Vec::new();
+    let mut check = |ok: bool, name: &str, got: String, want: String| {
+        if !ok {
+            d.push(format!("{name}: engine {got}, model {want}"));
+        }
+    };
+    check(
+        a.active_users == e.active_users,
+        "active_users",
+        a.active_users.to_string(),
+        e.active_users.to_string(),
+    );
+    check(
+        a.events == e.events,
+        "events",
+        a.events.to_string(),
+        e.events.to_string(),
+    );
+    check(
+        opt_close(a.stickiness_ratio, e.stickiness_ratio, 1e-9),
+        "stickiness_ratio",
+        format!("{:?}", a.stickiness_ratio),
+        format!("{:?}", e.stickiness_ratio),
+    );
+    check(
+        a.sessions == e.sessions,
+        "sessions",
+        a.sessions.to_string(),
+        e.sessions.to_string(),
+    );
+    check(
+        opt_close(a.sessions_per_user, e.sessions_per_user, 1e-9),
+        "sessions_per_user",
+        format!("{:?}", a.sessions_per_user),
+        format!("{:?}", e.sessions_per_user),
+    );
+    let durations_ok = match (&a.session_duration, &e.session_duration) {
+        (None, None) => true,
+        (Some(x), Some(y)) => {
+            quantile_close(x.p50, y.p50)
+                && quantile_close(x.p90, y.p90)
+                && quantile_close(x.p99, y.p99)
+                && close_rel(x.mean, y.mean, 1e-9)
+        }
+        _ => false,
+    };
+    check(
+        durations_ok,
+        "session_duration_seconds",
+        format!("{:?}", a.session_duration),
+        format!("{:?}", e.session_duration),
+    );
+    check(
+        a.survey_responses == e.survey_responses,
+        "survey_responses",
+        format!("{:?}", a.survey_responses),
+        format!("{:?}", e.survey_responses),
+    );
+    for (name, x, y) in [
+        ("nps", a.nps, e.nps),
+        ("nps_margin", a.nps_margin, e.nps_margin),
+        ("csat_ratio", a.csat_ratio, e.csat_ratio),
+        ("csat_margin", a.csat_margin, e.csat_margin),
+        ("ces_score", a.ces_score, e.ces_score),
+    ] {
+        check(
+            opt_close(x, y, 1e-9),
+            name,
+            format!("{x:?}"),
+            format!("{y:?}"),
+        );
+    }
+    d
+}
+
+fn snapshot_diffs(a: &Snapshot, e: &Snapshot) -> Vec<String> {
+    let mut d = Vec::new();
+    if a.start != e.start {
+        d.push(format!(
+            "start: engine {}, model {}",
+            format_rfc3339(a.start),
+            format_rfc3339(e.start)
+        ));
+    }
+    if a.segment != e.segment {
+        d.push(format!(
+            "segment: engine {:?}, model {:?}",
+            a.segment, e.segment
+        ));
+    }
+    if a.watermark != e.watermark {
+        d.push(format!(
+            "watermark: engine {}, model {}",
+            format_rfc3339(a.watermark),
+            format_rfc3339(e.watermark)
+        ));
+    }
+    d.extend(kpi_diffs(&a.kpis, &e.kpis));
+    let names = |s: &Snapshot| {
+        s.features
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>()
+    };
+    if names(a) != names(e) {
+        d.push(format!(
+            "features: engine {:?}, model {:?}",
+            a.features, e.features
+        ));
+    } else {
+        for ((name, x), (_, y)) in a.features.iter().zip(&e.features) {
+            if x.users != y.users || !opt_close(x.adoption_ratio, y.adoption_ratio, 1e-9) {
+                d.push(format!("features[{name}]: engine {x:?}, model {y:?}"));
+            }
+        }
+    }
+    d
+}
+
+fn id_of(s: &Snapshot) -> String {
+    format!("{} {}", format_rfc3339(s.end), s.key())
+}
+
+/// `None` when the engine's output equals the model's; otherwise a readable account of the first
+/// difference.
+fn compare(
+    expected: &naive::Expected,
+    actual: &[Snapshot],
+    ingested: &[Ingested],
+) -> Option<String> {
+    if ingested != expected.ingested.as_slice() {
+        let i = ingested
+            .iter()
+            .zip(&expected.ingested)
+            .position(|(a, e)| a != e)
+            .unwrap_or(0);
+        return Some(format!(
+            "ingest result of arrival #{i}: engine {:?}, model {:?}",
+            ingested.get(i),
+            expected.ingested.get(i)
+        ));
+    }
+    let exp = &expected.snapshots;
+    for i in 0..exp.len().max(actual.len()) {
+        match (actual.get(i), exp.get(i)) {
+            (Some(a), Some(e)) if a.window == e.window && a.end == e.end && a.key() == e.key() => {
+                let d = snapshot_diffs(a, e);
+                if !d.is_empty() {
+                    return Some(format!(
+                        "snapshot #{i} ({}) differs:\n  {}\n engine: {a:?}\n model:  {e:?}",
+                        id_of(e),
+                        d.join("\n  ")
+                    ));
+                }
+            }
+            (a, e) => {
+                let mut msg = format!(
+                    "snapshot list differs at #{i} (engine emitted {}, model expects {}):\n  \
+                     engine: {}\n  model:  {}\n",
+                    actual.len(),
+                    exp.len(),
+                    a.map_or("<none>".into(), id_of),
+                    e.map_or("<none>".into(), id_of),
+                );
+                let from = i.saturating_sub(2);
+                let _ = writeln!(msg, " engine list from #{from}:");
+                for s in actual.iter().skip(from).take(6) {
+                    let _ = writeln!(msg, "    {}", id_of(s));
+                }
+                let _ = writeln!(msg, " model list from #{from}:");
+                for s in exp.iter().skip(from).take(6) {
+                    let _ = writeln!(msg, "    {}", id_of(s));
+                }
+                if let Some(e) = e {
+                    if let Some(a) = actual.iter().find(|a| a.end == e.end && a.key() == e.key()) {
+                        let _ = writeln!(
+                            msg,
+                            " (the engine emits {} elsewhere; field diffs: {:?})",
+                            id_of(e),
+                            snapshot_diffs(a, e)
+                        );
+                    }
+                }
+                return Some(msg);
+            }
+        }
+    }
+    None
+}
+
+fn describe(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "config: windows {:?}\n  lateness {}ms, gap {}ms, max {}ms, horizon {}ms\n  \
+         sets {:?} max_values {} features max {} allowlist {:?}",
+        cfg.windows
+            .iter()
+            .map(|w| format!("{}={}ms/{}ms", w.name, w.length, w.slide))
+            .collect::<Vec<_>>(),
+        cfg.allowed_lateness,
+        cfg.session_gap,
+        cfg.session_max,
+        cfg.dedup_horizon,
+        cfg.segments.sets,
+        cfg.segments.max_values,
+        cfg.features.max_values,
+        cfg.features.allowlist,
+    );
+    let _ = writeln!(s, "events in arrival order:");
+    for (i, ev) in arrivals.iter().enumerate() {
+        let kind = match &ev.kind {
+            EventKind::FeatureUsed { feature } => format!(" feature={feature}"),
+            EventKind::SurveyResponse { survey, score } => {
+                format!(" {}={score}", survey.as_str())
+            }
+            _ => String::new(),
+        };
+        let attrs: Vec<String> = ev.attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            s,
+            "  #{i:<3} {:<5} {:<4} {} {}{kind} [{}] sid={:?}",
+            ev.id,
+            ev.user_id,
+            format_rfc3339(ev.ts),
+            ev.event_type,
+            attrs.join(","),
+            ev.session_id,
+        );
+    }
+    s
+}
+
+/// Runs engine and model on the same input; panics with a readable diff on any difference.
+fn check_engine(cfg: &EngineConfig, arrivals: &[Event<'_>]) {
+    let expected = naive::run(cfg, arrivals);
+    let (actual, ingested) = replay(cfg, arrivals);
+    if let Some(diff) = compare(&expected, &actual, &ingested) {
+        panic!("{diff}\n{}", describe(cfg, arrivals));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event construction.
+// ---------------------------------------------------------------------------------------------
+
+/// 2026-03-01T00:00:00Z.
+fn base() -> Millis {
+    days_from_civil(2026, 3, 1) * DAY
+}
+
+fn event(
+    id: &str,
+    user: &str,
+    ts: Millis,
+    event_type: &str,
+    kind: EventKind<'static>,
+    attrs: &[(&str, &str)],
+    session: Option<&str>,
+) -> Event<'static> {
+    Event {
+        id: Cow::Owned(id.into()),
+        event_type: Cow::Owned(event_type.into()),
+        user_id: Cow::Owned(user.into()),
+        ts,
+        session_id: session.map(|s| Cow::Owned(s.into())),
+        attrs: attrs
+            .iter()
+            .map(|(k, v)| (Cow::Owned((*k).into()), Cow::Owned((*v).into())))
+            .collect(),
+        kind,
+    }
+}
+
+fn view(id: &str, user: &str, ts: Millis, attrs: &[(&str, &str)]) -> Event<'static> {
+    event(id, user, ts, "page_view", EventKind::Plain, attrs, None)
+}
+
+fn survey(
+    id: &str,
+    user: &str,
+    ts: Millis,
+    which: Survey,
+    score: i32,
+    attrs: &[(&str, &str)],
+) -> Event<'static> {
+    event(
+        id,
+        user,
+        ts,
+        "survey_response",
+        EventKind::SurveyResponse {
+            survey: which,
+            score,
+        },
+        attrs,
+        None,
+    )
+}
+
+fn feature(id: &str, user: &str, ts: Millis, name: &str, attrs: &[(&str, &str)]) -> Event<'static> {
+    event(
+        id,
+        user,
+        ts,
+        "feature_used",
+        EventKind::FeatureUsed {
+            feature: Cow::Owned(name.into()),
+        },
+        attrs,
+        None,
+    )
+}
+
+fn config(windows: Vec<WindowSpec>, gap: Millis, max: Millis, lateness: Millis) -> EngineConfig {
+    EngineConfig {
+        windows,
+        allowed_lateness: lateness,
+        dedup_horizon: HOUR,
+        session_gap: gap,
+        session_max: max,
+        segments: SegmentsConfig {
+            dimensions: vec!["plan".into(), "region".into()],
+            sets: vec![vec![], vec!["plan".into()]],
+            max_values: 3,
+        },
+        features: FeaturesConfig {
+            max_values: 3,
+            allowlist: None,
+        },
+        ..EngineConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random scenarios.
+// ---------------------------------------------------------------------------------------------
+
+const PLANS: [&str; 5] = ["free", "pro", "team", "biz", "ent"];
+const REGIONS: [&str; 4] = ["eu", "us", "apac", "latam"];
+const FEATURES: [&str; 4] = ["export", "search", "share", "invite"];
+
+/// One generated event, as raw choices interpreted by [`build`] (0 is always the simplest).
+#[derive(Debug, Clone)]
+struct EvSpec {
+    user: u8,
+    delta: u8,
+    delta_rand: u32,
+    kind: u8,
+    detail: u8,
+    attrs: u8,
+    pick: u8,
+    session: u8,
+    jitter: u8,
+    jitter_rand: u32,
+    dup: u8,
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    windows: u8,
+    timing: u8,
+    max_values: usize,
+    feature_max: usize,
+    allowlist: bool,
+    sets: u8,
+    n_plans: usize,
+    n_regions: usize,
+    /// Per user: (home plan choice, home region choice, start offset choice).
+    users: Vec<(u8, u8, u32)>,
+    base: u8,
+    base_rand: u32,
+    events: Vec<EvSpec>,
+}
+
+fn ev_spec() -> impl Strategy<Value = EvSpec> {
+    (
+        (
+            any::<u8>(),
+            any::<u8>(),
+            any::<u32>(),
+            any::<u8>(),
+            any::<u8>(),
+        ),
+        (
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u32>(),
+            any::<u8>(),
+        ),
+    )
+        .prop_map(
+            |((user, delta, delta_rand, kind, detail), (attrs, pick, session, jitter, jr, dup))| {
+                EvSpec {
+                    user,
+                    delta,
+                    delta_rand,
+                    kind,
+                    detail,
+                    attrs,
+                    pick,
+                    session,
+                    jitter,
+                    jitter_rand: jr,
+                    dup,
+                }
+            },
+        )
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        (
+            0u8..4,
+            0u8..3,
+            1usize..=3,
+            1usize..=3,
+            any::<bool>(),
+            0u8..5,
+        ),
+        (3usize..=5, 2usize..=4),
+        prop::collection::vec((any::<u8>(), any::<u8>(), any::<u32>()), 1..=12),
+        (0u8..3, any::<u32>()),
+        prop::collection::vec(ev_spec(), 1..=60),
+    )
+        .prop_map(
+            |(
+                (windows, timing, max_values, feature_max, allowlist, sets),
+                (n_plans, n_regions),
+                users,
+                (base, base_rand),
+                events,
+            )| Scenario {
+                windows,
+                timing,
+                max_values,
+                feature_max,
+                allowlist,
+                sets,
+                n_plans,
+                n_regions,
+                users,
+                base,
+                base_rand,
+                events,
+            },
+        )
+}
+
+/// Window presets: minutes; days with a 30-day window; minutes with a 30-day window and names
+/// whose order differs from their keys' order (`w` < `w2` but `w2|` < `w|`); one tumbling window.
+fn preset_windows(choice: u8) -> (Vec<WindowSpec>, bool) {
+    match choice {
+        0 => (
+            vec![
+                WindowSpec::new("10m", 10 * MINUTE, MINUTE),
+                WindowSpec::new("1h", HOUR, 5 * MINUTE),
+            ],
+            false,
+        ),
+        1 => (
+            vec![
+                WindowSpec::new("1d", DAY, HOUR),
+                WindowSpec::new("30d", 30 * DAY, DAY),
+            ],
+            true,
+        ),
+        2 => (
+            vec![
+                WindowSpec::new("w", 5 * MINUTE, MINUTE),
+                WindowSpec::new("w2", 15 * MINUTE, 5 * MINUTE),
+                WindowSpec::new("30d", 30 * DAY, DAY),
+            ],
+            false,
+        ),
+        _ => (
+            vec![WindowSpec::new("tumble", 5 * MINUTE, 5 * MINUTE)],
+            false,
+        ),
+    }
+}
+
+fn build(sc: &Scenario) -> (EngineConfig, Vec<Event<'static>>) {
+    let (windows, days) = preset_windows(sc.windows);
+    // (gap, max, lateness)
+    let (gap, max, lateness) = match (days, sc.timing) {
+        (true, 0) => (30 * MINUTE, 2 * HOUR, 10 * MINUTE),
+        (true, _) => (20 * MINUTE, 20 * MINUTE, 0),
+        (false, 0) => (3 * MINUTE, 10 * MINUTE, 2 * MINUTE),
+        (false, 1) => (2 * MINUTE, 2 * MINUTE, 0),
+        (false, _) => (3 * MINUTE, 7 * MINUTE, MINUTE),
+    };
+    let set = |dims: &[&str]| dims.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>();
+    let sets = match sc.sets {
+        0 => vec![
+            set(&[]),
+            set(&["plan"]),
+            set(&["region"]),
+            set(&["plan", "region"]),
+        ],
+        1 => vec![set(&["plan"])],
+        2 => vec![set(&[]), set(&["region", "plan"])],
+        3 => vec![set(&[])],
+        _ => vec![set(&["region"]), set(&["plan"])],
+    };
+    let allowlist = sc.allowlist.then(|| {
+        ["search", "share"][..sc.feature_max.min(2)]
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect()
+    });
+    let cfg = EngineConfig {
+        windows,
+        allowed_lateness: lateness,
+        dedup_horizon: HOUR,
+        session_gap: gap,
+        session_max: max,
+        segments: SegmentsConfig {
+            dimensions: vec!["plan".into(), "region".into()],
+            sets,
+            max_values: sc.max_values,
+        },
+        features: FeaturesConfig {
+            max_values: sc.feature_max,
+            allowlist,
+        },
+        ..EngineConfig::default()
+    };
+
+    let origin = match sc.base {
+        0 => base(),
+        1 => base() + Millis::from(sc.base_rand % 86_400) * SECOND,
+        _ => base() + Millis::from(sc.base_rand) % DAY,
+    };
+    // Minute-scale data under a 30-day window must cross midnight to close an instance.
+    let origin = if sc.windows == 2 {
+        base() - Millis::from(sc.base_rand % 7_200) * SECOND
+    } else {
+        origin
+    };
+    let spread = if days { 2 * DAY } else { 20 * MINUTE };
+    let plan_of = |c: u8| -> Option<&'static str> {
+        let i = usize::from(c) % (sc.n_plans + 1);
+        (i < sc.n_plans).then(|| PLANS[i])
+    };
+    let region_of = |c: u8| -> Option<&'static str> {
+        let i = usize::from(c) % (sc.n_regions + 1);
+        (i < sc.n_regions).then(|| REGIONS[i])
+    };
+
+    let mut clocks: Vec<Option<Millis>> = vec![None; sc.users.len()];
+    let mut timeline: Vec<(Millis, Event<'static>)> = Vec::new();
+    for (i, e) in sc.events.iter().enumerate() {
+        let u = usize::from(e.user) % sc.users.len();
+        let (home_plan, home_region, start) = sc.users[u];
+        let r = Millis::from(e.delta_rand);
+        let delta = match e.delta % 32 {
+            0..=7 => (r % ((gap - 1) / SECOND).max(1) + 1) * SECOND,
+            8 => 0,
+            9 => 1,
+            10 => gap - 1,
+            11 => gap,
+            12 => gap + 1,
+            13 => max / 5,
+            14 => max / 4,
+            15 => 2 * MINUTE,
+            16..=18 => gap + r % (3 * max),
+            19 => MINUTE,
+            20 => 5 * MINUTE,
+            21 | 22 => 30 * MINUTE + r % (6 * HOUR),
+            23 | 24 if days => 20 * HOUR + r % (3 * DAY),
+            25 if days => DAY,
+            26 if days => 29 * DAY + r % (2 * DAY),
+            23..=26 => gap + r % (4 * gap),
+            _ => r % gap,
+        };
+        let ts = match clocks[u] {
+            None => {
+                origin
+                    + match start % 4 {
+                        0 => 0,
+                        _ => Millis::from(start) % spread,
+                    }
+            }
+            Some(prev) => prev + delta,
+        };
+        clocks[u] = Some(ts);
+
+        let mut plan = plan_of(home_plan);
+        let mut region = region_of(home_region);
+        match e.attrs % 10 {
+            7 => plan = plan_of(e.pick),
+            8 => plan = None,
+            9 => region = region_of(e.pick),
+            _ => {}
+        }
+        let mut attrs: Vec<(&str, &str)> = Vec::new();
+        if let Some(p) = plan {
+            attrs.push(("plan", p));
+        }
+        if e.attrs & 0x80 != 0 {
+            attrs.push(("platform", if e.pick % 2 == 0 { "ios" } else { "web" }));
+        }
+        if let Some(r) = region {
+            attrs.push(("region", r));
+        }
+        if e.attrs & 0x40 != 0 {
+            attrs.reverse();
+        }
+        let session = match e.session % 5 {
+            3 => Some("a"),
+            4 => Some("b"),
+            _ => None,
+        };
+        let id = format!("e{i}");
+        let user = format!("u{u}");
+        let d = usize::from(e.detail);
+        let ev = match e.kind % 20 {
+            0..=7 => event(
+                &id,
+                &user,
+                ts,
+                "page_view",
+                EventKind::Plain,
+                &attrs,
+                session,
+            ),
+            8 | 9 => event(&id, &user, ts, "action", EventKind::Plain, &attrs, session),
+            10 => event(
+                &id,
+                &user,
+                ts,
+                "screen_view",
+                EventKind::Plain,
+                &attrs,
+                session,
+            ),
+            11 => event(
+                &id,
+                &user,
+                ts,
+                "custom_click",
+                EventKind::Plain,
+                &attrs,
+                session,
+            ),
+            12..=15 => {
+                let kind = EventKind::FeatureUsed {
+                    feature: Cow::Borrowed(FEATURES[d % FEATURES.len()]),
+                };
+                event(&id, &user, ts, "feature_used", kind, &attrs, session)
+            }
+            16..=18 => {
+                let which = Survey::ALL[d % 3];
+                let (lo, hi) = cfg.surveys.range(which);
+                let score = lo + (d / 3) as i32 % (hi - lo + 1);
+                let kind = EventKind::SurveyResponse {
+                    survey: which,
+                    score,
+                };
+                event(&id, &user, ts, "survey_response", kind, &attrs, session)
+            }
+            _ if d % 2 == 0 => {
+                let kind = EventKind::Purchase {
+                    amount: 9.5 + d as f64,
+                };
+                event(&id, &user, ts, "purchase", kind, &attrs, session)
+            }
+            _ => event(
+                &id,
+                &user,
+                ts,
+                "support_ticket",
+                EventKind::SupportTicket,
+                &attrs,
+                None,
+            ),
+        };
+        let jitter = match e.jitter % 4 {
+            0 => 0,
+            1 => lateness,
+            _ => Millis::from(e.jitter_rand) % (lateness + 1),
+        };
+        timeline.push((ts + jitter, ev));
+    }
+    // Arrival order: by ts + jitter with jitter in [0, lateness], so no event is ever late.
+    let order: Vec<usize> = {
+        let mut idx: Vec<usize> = (0..timeline.len()).collect();
+        idx.sort_by_key(|&i| (timeline[i].0, timeline[i].1.ts, i));
+        idx
+    };
+    let mut arrivals: Vec<Event<'static>> = order.iter().map(|&i| timeline[i].1.clone()).collect();
+
+    // Exact duplicates shortly after their originals, never late and well within the horizon.
+    let mut dups: Vec<(usize, usize)> = Vec::new(); // (original position, offset)
+    for (pos, &i) in order.iter().enumerate() {
+        let dup = sc.events[i].dup;
+        if dup % 8 == 7 {
+            dups.push((pos, 1 + usize::from(dup / 8) % 4));
+        }
+    }
+    for &(orig_pos, offset) in dups.iter().rev() {
+        let copy = arrivals[orig_pos].clone();
+        let mut at = (orig_pos + offset).min(arrivals.len());
+        let max_before = arrivals[..at].iter().map(|e| e.ts).max().unwrap_or(copy.ts);
+        if copy.ts < max_before - lateness || max_before - copy.ts > HOUR / 2 {
+            at = orig_pos + 1;
+        }
+        arrivals.insert(at, copy);
+    }
+    (cfg, arrivals)
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+fn proptest_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(proptest_config())]
+
+    /// The property: engine output == naive model, snapshot for snapshot, field for field.
+    #[test]
+    fn engine_matches_naive_model(sc in scenario()) {
+        let (cfg, arrivals) = build(&sc);
+        let expected = naive::run(&cfg, &arrivals);
+        let (actual, ingested) = replay(&cfg, &arrivals);
+        let diff = compare(&expected, &actual, &ingested);
+        prop_assert!(diff.is_none(), "{}\n{}", diff.unwrap_or_default(), describe(&cfg, &arrivals));
+    }
+
+    /// Sanity of the model itself (independent of the engine): segment sums and bounds.
+    #[test]
+    fn naive_model_is_self_consistent(sc in scenario()) {
+        let (cfg, arrivals) = build(&sc);
+        let expected = naive::run(&cfg, &arrivals);
+        let snaps = &expected.snapshots;
+        for all in snaps.iter().filter(|s| s.segment.is_empty()) {
+            let same = |s: &&Snapshot| s.window == all.window && s.end == all.end;
+            for dims in naive::normalised_sets(&cfg).iter().filter(|d| !d.is_empty()) {
+                let parts: Vec<&Snapshot> = snaps
+                    .iter()
+                    .filter(same)
+                    .filter(|s| s.segment.iter().map(|(d, _)| d).eq(dims.iter()))
+                    .collect();
+                let events: u64 = parts.iter().map(|s| s.kpis.events).sum();
+                prop_assert_eq!(events, all.kpis.events);
+                let users: u64 = parts.iter().map(|s| s.kpis.active_users).sum();
+                prop_assert!(users >= all.kpis.active_users);
+                let responses: u64 = parts.iter().map(|s| s.kpis.survey_responses.nps).sum();
+                prop_assert_eq!(responses, all.kpis.survey_responses.nps);
+            }
+            if let Some(st) = all.kpis.stickiness_ratio {
+                prop_assert!(st > 0.0 && st <= 1.0);
+            }
+            if let Some(d) = all.kpis.session_duration {
+                prop_assert!(d.p50 <= d.p90 && d.p90 <= d.p99);
+                prop_assert!(d.p99 <= cfg.session_max as f64 / 1000.0);
+            }
+            prop_assert!(all.watermark >= all.end);
+            prop_assert_eq!(all.start, all.end - cfg.windows.iter().find(|w| w.name == all.window).map_or(0, |w| w.length));
+        }
+        prop_assert!(expected.watermarks.windows(2).all(|w| w[0] <= w[1]));
+        for pair in snaps.windows(2) {
+            let key = |s: &Snapshot| (s.end, s.window.clone(), s.key());
+            prop_assert!(key(&pair[0]) < key(&pair[1]));
+        }
+    }
+}
+
+/// The generator reaches the cases the property is meant to exercise.
+#[test]
+fn generator_covers_the_interesting_cases() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = scenario();
+    let (mut other, mut none, mut sticky_below_one, mut dup, mut feature_other) = (0, 0, 0, 0, 0);
+    let (mut split_at_gap, mut max_length_session, mut survey_only, mut snapshots) = (0, 0, 0, 0);
+    for _ in 0..150 {
+        let sc = strategy.new_tree(&mut runner).expect("strategy").current();
+        let (cfg, arrivals) = build(&sc);
+        let expected = naive::run(&cfg, &arrivals);
+        dup += expected
+            .ingested
+            .iter()
+            .filter(|i| **i == Ingested::Duplicate)
+            .count();
+        snapshots += expected.snapshots.len();
+        for s in &expected.snapshots {
+            other += usize::from(s.segment.iter().any(|(_, v)| v == OTHER_VALUE));
+            none += usize::from(s.segment.iter().any(|(_, v)| v == NONE_VALUE));
+            sticky_below_one += usize::from(s.kpis.stickiness_ratio.is_some_and(|r| r < 1.0));
+            feature_other += usize::from(s.features.iter().any(|(n, _)| n == OTHER_VALUE));
+            survey_only += usize::from(s.kpis.active_users == 0);
+            max_length_session += usize::from(
+                s.kpis
+                    .session_duration
+                    .is_some_and(|d| d.p99 * 1000.0 == cfg.session_max as f64),
+            );
+        }
+        // Per user, consecutive events exactly `session_gap` apart.
+        let mut by_user: std::collections::BTreeMap<&str, Vec<Millis>> = Default::default();
+        for ev in &arrivals {
+            by_user.entry(ev.user_id.as_ref()).or_default().push(ev.ts);
+        }
+        for times in by_user.values_mut() {
+            times.sort_unstable();
+            split_at_gap += times
+                .windows(2)
+                .filter(|w| w[1] - w[0] == cfg.session_gap)
+                .count();
+        }
+    }
+    let counts = [
+        ("snapshots", snapshots),
+        ("__other__ segments", other),
+        ("__none__ segments", none),
+        ("stickiness < 1", sticky_below_one),
+        ("duplicates", dup),
+        ("__other__ features", feature_other),
+        ("gaps of exactly session_gap", split_at_gap),
+        ("sessions of exactly session_max", max_length_session),
+        ("segments without active users", survey_only),
+    ];
+    for (what, n) in counts {
+        assert!(n > 0, "generator never produced {what}: {counts:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic scenarios: hand-computed expectations checked against the model, then the
+// engine checked against the model.
+// ---------------------------------------------------------------------------------------------
+
+/// Hour-aligned start used by the deterministic scenarios.
+fn h0() -> Millis {
+    base() + 10 * HOUR
+}
+
+/// One window `1h` (tumbling, 1h/1h); the final event at `h0 + 1h + 1m` closes `E = h0 + 1h`.
+fn hourly(gap: Millis, max: Millis) -> EngineConfig {
+    config(
+        vec![WindowSpec::new("1h", HOUR, HOUR)],
+        gap,
+        max,
+        2 * MINUTE,
+    )
+}
+
+fn closer(id: &str) -> Event<'static> {
+    view(id, "zz", h0() + HOUR + MINUTE, &[("plan", "pro")])
+}
+
+fn find<'s>(snaps: &'s [Snapshot], key: &str) -> &'s Snapshot {
+    snaps
+        .iter()
+        .find(|s| s.key() == key)
+        .unwrap_or_else(|| panic!("no snapshot {key} in {snaps:#?}"))
+}
+
+/// u1: two events exactly `session_gap` apart (two sessions); u2: `session_gap - 1ms` (one).
+fn scenario_gap() -> (EngineConfig, Vec<Event<'static>>) {
+    let cfg = hourly(3 * MINUTE, 10 * MINUTE);
+    let t = h0() + 5 * MINUTE;
+    let pro = [("plan", "pro")];
+    let events = vec![
+        view("a", "u1", t, &pro),
+        view("b", "u2", t, &pro),
+        view("c", "u1", t + 3 * MINUTE, &pro),
+        view("d", "u2", t + 3 * MINUTE - 1, &pro),
+        closer("z"),
+    ];
+    (cfg, events)
+}
+
+/// One user, an event every 2 min from 0 to 12 min: the event at 10 min (= session_max after the
+/// start) still continues, the one at 12 min starts a new session.
+fn scenario_max() -> (EngineConfig, Vec<Event<'static>>) {
+    let cfg = hourly(3 * MINUTE, 10 * MINUTE);
+    let t = h0() + 5 * MINUTE;
+    let mut events: Vec<Event<'static>> = (0..=6)
+        .map(|i| {
+            view(
+                &format!("m{i}"),
+                "u1",
+                t + i * 2 * MINUTE,
+                &[("plan", "pro")],
+            )
+        })
+        .collect();
+    events.push(closer("z"));
+    (cfg, events)
+}
+
+/// plan=pro: activity and one NPS response; plan=free: survey responses only.
+fn scenario_surveys() -> (EngineConfig, Vec<Event<'static>>) {
+    let cfg = hourly(3 * MINUTE, 10 * MINUTE);
+    let t = h0() + 5 * MINUTE;
+    let events = vec![
+        view("a", "u1", t, &[("plan", "pro")]),
+        survey("s1", "u1", t + MINUTE, Survey::Nps, 9, &[("plan", "pro")]),
+        survey("s2", "u2", t + MINUTE, Survey::Csat, 4, &[("plan", "free")]),
+        survey(
+            "s3",
+            "u3",
+            t + 2 * MINUTE,
+            Survey::Csat,
+            2,
+            &[("plan", "free")],
+        ),
+        survey(
+            "s4",
+            "u3",
+            t + 2 * MINUTE,
+            Survey::Ces,
+            6,
+            &[("plan", "free")],
+        ),
+        survey(
+            "s5",
+            "u2",
+            t + 3 * MINUTE,
+            Survey::Ces,
+            3,
+            &[("plan", "free")],
+        ),
+        survey(
+            "s6",
+            "u2",
+            t + 4 * MINUTE,
+            Survey::Nps,
+            3,
+            &[("plan", "free")],
+        ),
+        survey(
+            "s7",
+            "u3",
+            t + 4 * MINUTE,
+            Survey::Nps,
+            7,
+            &[("plan", "free")],
+        ),
+        closer("z"),
+    ];
+    (cfg, events)
+}
+
+/// Cap of 2 plan values and 1 feature: arrival order decides, not event time.
+fn scenario_cap() -> (EngineConfig, Vec<Event<'static>>) {
+    let mut cfg = hourly(3 * MINUTE, 10 * MINUTE);
+    cfg.segments.max_values = 2;
+    cfg.features.max_values = 1;
+    let t = h0() + 30 * MINUTE;
+    let events = vec![
+        view("a", "u1", t, &[("plan", "pro")]),
+        view("b", "u2", t + 10 * SECOND, &[("region", "eu")]), // no plan: __none__, no place
+        view("c", "u3", t + 20 * SECOND, &[("plan", "free")]),
+        // Earliest event time, but arrives third (within lateness): `team` is __other__.
+        view("d", "u4", t - MINUTE, &[("plan", "team")]),
+        feature("f1", "u1", t + 30 * SECOND, "export", &[("plan", "pro")]),
+        feature("f2", "u3", t + 40 * SECOND, "search", &[("plan", "free")]), // __other__
+        feature("f3", "u4", t + 50 * SECOND, "export", &[("plan", "biz")]),  // __other__ plan
+        view("e", "u5", t + MINUTE, &[("plan", "pro")]),
+        closer("z"),
+    ];
+    (cfg, events)
+}
+
+/// Duplicates (same id, same content) are counted once.
+fn scenario_dups() -> (EngineConfig, Vec<Event<'static>>) {
+    let cfg = hourly(3 * MINUTE, 10 * MINUTE);
+    let t = h0() + 30 * MINUTE;
+    let a = view("a", "u1", t, &[("plan", "pro")]);
+    let b = view("b", "u2", t + MINUTE, &[("plan", "pro")]);
+    let events = vec![a.clone(), a.clone(), b.clone(), a, b, closer("z")];
+    (cfg, events)
+}
+
+/// A 1d and a 30d window over several days: stickiness = DAU / MAU at each day boundary.
+fn scenario_stickiness() -> (EngineConfig, Vec<Event<'static>>) {
+    let cfg = config(
+        vec![
+            WindowSpec::new("1d", DAY, DAY),
+            WindowSpec::new("30d", 30 * DAY, DAY),
+        ],
+        30 * MINUTE,
+        2 * HOUR,
+        10 * MINUTE,
+    );
+    let d0 = base() + 12 * HOUR;
+    let pro = [("plan", "pro")];
+    let events = vec![
+        view("a", "u1", d0, &pro),
+        view("b", "u2", d0 + HOUR, &pro),
+        view("c", "u3", d0 + 2 * HOUR, &pro),
+        view("d", "u1", d0 + DAY, &pro),
+        survey("s", "u4", d0 + DAY + HOUR, Survey::Nps, 10, &pro),
+        view("e", "u2", d0 + 3 * DAY, &pro),
+    ];
+    (cfg, events)
+}
+
+fn duration(s: &Snapshot) -> DurationStats {
+    s.kpis.session_duration.expect("sessions in range")
+}
+
+#[test]
+fn model_session_exactly_at_gap_splits() {
+    let (cfg, events) = scenario_gap();
+    let snaps = naive::run(&cfg, &events).snapshots;
+    assert_eq!(snaps.len(), 2, "{snaps:#?}"); // all users and plan=pro, E = h0 + 1h
+    let all = find(&snaps, "1h|");
+    assert_eq!(all.end, h0() + HOUR);
+    assert_eq!(all.start, h0());
+    assert_eq!(all.watermark, h0() + HOUR + MINUTE); // only the final advance reaches E
+    assert_eq!(all.kpis.events, 4);
+    assert_eq!(all.kpis.active_users, 2);
+    assert_eq!(all.kpis.sessions, 3);
+    assert_eq!(all.kpis.sessions_per_user, Some(1.5));
+    let d = duration(all);
+    assert_eq!((d.p50, d.p90, d.p99), (0.0, 179.999, 179.999));
+    assert!((d.mean - 179.999 / 3.0).abs() < 1e-12);
+    assert_eq!(find(&snaps, "1h|plan=pro").kpis, all.kpis);
+    assert_eq!(
+        naive::split_sessions(&[0, 180_000], 180_000, 600_000).len(),
+        2
+    );
+    assert_eq!(
+        naive::split_sessions(&[0, 179_999], 180_000, 600_000).len(),
+        1
+    );
+}
+
+#[test]
+fn model_session_reaching_session_max_splits() {
+    let (cfg, events) = scenario_max();
+    let snaps = naive::run(&cfg, &events).snapshots;
+    let all = find(&snaps, "1h|");
+    assert_eq!(all.kpis.events, 7);
+    assert_eq!(all.kpis.sessions, 2); // [0, 10 min] and [12 min]
+    let d = duration(all);
+    assert_eq!((d.p50, d.p90, d.p99, d.mean), (0.0, 600.0, 600.0, 300.0));
+    let minutes: Vec<Millis> = (0..=6).map(|i| i * 2 * MINUTE).collect();
+    assert_eq!(
+        naive::split_sessions(&minutes, 3 * MINUTE, 10 * MINUTE),
+        vec![(0, 10 * MINUTE), (12 * MINUTE, 12 * MINUTE)]
+    );
+}
+
+#[test]
+fn model_surveys_and_zero_denominators() {
+    let (cfg, events) = scenario_surveys();
+    let snaps = naive::run(&cfg, &events).snapshots;
+    let pro = find(&snaps, "1h|plan=pro");
+    assert_eq!(pro.kpis.events, 2);
+    assert_eq!(pro.kpis.active_users, 1);
+    assert_eq!(pro.kpis.survey_responses.nps, 1);
+    assert_eq!(
+        (pro.kpis.nps, pro.kpis.nps_margin),
+        (Some(100.0), Some(0.0))
+    );
+    assert_eq!((pro.kpis.csat_ratio, pro.kpis.ces_score), (None, None));
+
+    let free = find(&snaps, "1h|plan=free");
+    let k = &free.kpis;
+    assert_eq!((k.active_users, k.events, k.sessions), (0, 6, 0));
+    assert_eq!(k.sessions_per_user, None);
+    assert_eq!(k.session_duration, None);
+    assert_eq!(k.stickiness_ratio, None);
+    assert!(free.features.is_empty());
+    assert_eq!(
+        (
+            k.survey_responses.nps,
+            k.survey_responses.csat,
+            k.survey_responses.ces
+        ),
+        (2, 2, 2)
+    );
+    // NPS: scores 3 (detractor) and 7 (passive): p = 0, d = 0.5.
+    assert_eq!(k.nps, Some(-50.0));
+    let margin = 196.0 * ((0.5f64 - 0.25) / 2.0).sqrt();
+    assert!((k.nps_margin.expect("nps responses") - margin).abs() < 1e-9);
+    assert_eq!(k.csat_ratio, Some(0.5));
+    let margin = 1.96 * (0.25f64 / 2.0).sqrt();
+    assert!((k.csat_margin.expect("csat responses") - margin).abs() < 1e-12);
+    assert_eq!(k.ces_score, Some(4.5));
+
+    let all = find(&snaps, "1h|");
+    assert_eq!((all.kpis.active_users, all.kpis.events), (1, 8));
+    assert_eq!(all.kpis.survey_responses.nps, 3);
+    assert_eq!(all.kpis.nps, Some(0.0));
+}
+
+#[test]
+fn model_cardinality_cap() {
+    let (cfg, events) = scenario_cap();
+    let snaps = naive::run(&cfg, &events).snapshots;
+    let keys: Vec<String> = snaps.iter().map(Snapshot::key).collect();
+    assert_eq!(
+        keys,
+        [
+            "1h|",
+            "1h|plan=__none__",
+            "1h|plan=__other__",
+            "1h|plan=free",
+            "1h|plan=pro"
+        ]
+    );
+    let other = find(&snaps, "1h|plan=__other__");
+    assert_eq!((other.kpis.events, other.kpis.active_users), (2, 1)); // u4: team and biz
+    let names: Vec<&str> = other.features.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["export"]);
+    let free = find(&snaps, "1h|plan=free");
+    assert_eq!(free.features[0].0, OTHER_VALUE);
+    assert_eq!(free.features[0].1.users, 1);
+    assert_eq!(free.features[0].1.adoption_ratio, Some(1.0));
+    let pro = find(&snaps, "1h|plan=pro");
+    assert_eq!((pro.kpis.events, pro.kpis.active_users), (3, 2)); // the closer is after E
+    let all = find(&snaps, "1h|");
+    let features: Vec<(&str, u64)> = all
+        .features
+        .iter()
+        .map(|(n, f)| (n.as_str(), f.users))
+        .collect();
+    assert_eq!(features, [(OTHER_VALUE, 1), ("export", 2)]);
+    assert_eq!(all.features[1].1.adoption_ratio, Some(2.0 / 5.0));
+}
+
+#[test]
+fn model_duplicates_count_once() {
+    let (cfg, events) = scenario_dups();
+    let expected = naive::run(&cfg, &events);
+    use Ingested::{Accepted as A, Duplicate as D};
+    assert_eq!(expected.ingested, [A, D, A, D, D, A]);
+    let all = find(&expected.snapshots, "1h|");
+    assert_eq!((all.kpis.events, all.kpis.active_users), (2, 2));
+}
+
+#[test]
+fn model_stickiness() {
+    let (cfg, events) = scenario_stickiness();
+    let snaps = naive::run(&cfg, &events).snapshots;
+    let day = |n: i64| base() + n * DAY;
+    // 30d at E = day 1: u1, u2, u3 active, all within the last day.
+    let s = |end: Millis| {
+        snaps
+            .iter()
+            .find(|s| s.window == "30d" && s.end == end && s.segment.is_empty())
+            .unwrap_or_else(|| panic!("no 30d snapshot at {}", format_rfc3339(end)))
+    };
+    assert_eq!(s(day(1)).kpis.stickiness_ratio, Some(1.0));
+    // E = day 2: u1 in the last day, of u1..u3 (u4 only answered a survey).
+    assert_eq!(s(day(2)).kpis.active_users, 3);
+    assert_eq!(s(day(2)).kpis.stickiness_ratio, Some(1.0 / 3.0));
+    // E = day 3: nobody in the last day.
+    assert_eq!(s(day(3)).kpis.stickiness_ratio, Some(0.0));
+    // The 1d window never carries it; nothing ends after the last event time (day 3 12:00).
+    assert!(
+        snaps
+            .iter()
+            .all(|s| s.window == "30d" || s.kpis.stickiness_ratio.is_none())
+    );
+    assert!(snaps.iter().all(|s| s.end <= day(3) + 12 * HOUR));
+    let ones: Vec<Millis> = snaps
+        .iter()
+        .filter(|s| s.window == "1d" && s.segment.is_empty())
+        .map(|s| s.end)
+        .collect();
+    assert_eq!(ones, [day(1), day(2)]);
+}
+
+#[test]
+fn engine_session_exactly_at_gap_splits() {
+    let (cfg, events) = scenario_gap();
+    check_engine(&cfg, &events);
+}
+
+#[test]
+fn engine_session_reaching_session_max_splits() {
+    let (cfg, events) = scenario_max();
+    check_engine(&cfg, &events);
+}
+
+#[test]
+fn engine_surveys_and_zero_denominators() {
+    let (cfg, events) = scenario_surveys();
+    check_engine(&cfg, &events);
+}
+
+#[test]
+fn engine_cardinality_cap() {
+    let (cfg, events) = scenario_cap();
+    check_engine(&cfg, &events);
+}
+
+#[test]
+fn engine_duplicates_count_once() {
+    let (cfg, events) = scenario_dups();
+    check_engine(&cfg, &events);
+}
+
+#[test]
+fn engine_stickiness() {
+    let (cfg, events) = scenario_stickiness();
+    check_engine(&cfg, &events);
+}
