@@ -1,0 +1,360 @@
+//! Configuration: defaults, then a TOML file, then `ENGAUGE__SECTION__KEY` environment overrides,
+//! parsed once into validated types. Errors name the offending key.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use engauge_core::time::parse_duration;
+use engauge_core::{
+    EngineConfig, FeaturesConfig, Millis, SegmentsConfig, SurveyScales, WindowSpec,
+};
+use serde::Deserialize;
+
+/// A duration written as `"30s"`, `"10m"`, `"7d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub Millis);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map(Duration).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?}: expected a whole number and a unit (ms, s, m, h, d, w), e.g. \"30s\""
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    name: String,
+    length: Duration,
+    slide: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSessions {
+    gap: Duration,
+    max: Duration,
+}
+
+impl Default for RawSessions {
+    fn default() -> Self {
+        let d = EngineConfig::default();
+        RawSessions {
+            gap: Duration(d.session_gap),
+            max: Duration(d.session_max),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSegments {
+    dimensions: Vec<String>,
+    sets: Vec<Vec<String>>,
+    max_values: usize,
+}
+
+impl Default for RawSegments {
+    fn default() -> Self {
+        let d = SegmentsConfig::default();
+        RawSegments {
+            dimensions: d.dimensions,
+            sets: d.sets,
+            max_values: d.max_values,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawFeatures {
+    max_values: usize,
+    allowlist: Option<Vec<String>>,
+}
+
+impl Default for RawFeatures {
+    fn default() -> Self {
+        let d = FeaturesConfig::default();
+        RawFeatures {
+            max_values: d.max_values,
+            allowlist: d.allowlist,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawActivity {
+    exclude_types: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNps {
+    min: i32,
+    max: i32,
+    promoter_min: i32,
+    detractor_max: i32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCsat {
+    min: i32,
+    max: i32,
+    satisfied_min: i32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCes {
+    min: i32,
+    max: i32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSurveys {
+    nps: Option<RawNps>,
+    csat: Option<RawCsat>,
+    ces: Option<RawCes>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawInput {
+    max_future_skew: Duration,
+    max_event_bytes: usize,
+}
+
+impl Default for RawInput {
+    fn default() -> Self {
+        RawInput {
+            max_future_skew: Duration(engauge_core::time::DAY),
+            max_event_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    allowed_lateness: Option<Duration>,
+    dedup_horizon: Option<Duration>,
+    windows: Option<Vec<RawWindow>>,
+    #[serde(default)]
+    sessions: RawSessions,
+    #[serde(default)]
+    segments: RawSegments,
+    #[serde(default)]
+    features: RawFeatures,
+    activity: Option<RawActivity>,
+    #[serde(default)]
+    surveys: RawSurveys,
+    #[serde(default)]
+    input: RawInput,
+}
+
+/// The validated configuration of the whole program.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub engine: EngineConfig,
+    /// Events further ahead of the wall clock are rejected.
+    pub max_future_skew: Millis,
+    /// Larger messages are rejected as oversize.
+    pub max_event_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::from_table(toml::Table::new()).expect("defaults are valid")
+    }
+}
+
+impl Config {
+    /// Loads `path` (or only defaults when `None`), applies `ENGAUGE__…` overrides from `env`,
+    /// and validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("config file {} is not valid TOML", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let source = path.map_or("defaults".to_owned(), |p| p.display().to_string());
+        Config::from_table(table).with_context(|| format!("invalid configuration ({source})"))
+    }
+
+    fn from_table(table: toml::Table) -> anyhow::Result<Config> {
+        let raw: RawConfig = RawConfig::deserialize(table)?;
+        let defaults = EngineConfig::default();
+        let s = SurveyScales::default();
+        let surveys = SurveyScales {
+            nps_min: raw.surveys.nps.as_ref().map_or(s.nps_min, |n| n.min),
+            nps_max: raw.surveys.nps.as_ref().map_or(s.nps_max, |n| n.max),
+            nps_promoter_min: raw
+                .surveys
+                .nps
+                .as_ref()
+                .map_or(s.nps_promoter_min, |n| n.promoter_min),
+            nps_detractor_max: raw
+                .surveys
+                .nps
+                .as_ref()
+                .map_or(s.nps_detractor_max, |n| n.detractor_max),
+            csat_min: raw.surveys.csat.as_ref().map_or(s.csat_min, |c| c.min),
+            csat_max: raw.surveys.csat.as_ref().map_or(s.csat_max, |c| c.max),
+            csat_satisfied_min: raw
+                .surveys
+                .csat
+                .as_ref()
+                .map_or(s.csat_satisfied_min, |c| c.satisfied_min),
+            ces_min: raw.surveys.ces.as_ref().map_or(s.ces_min, |c| c.min),
+            ces_max: raw.surveys.ces.as_ref().map_or(s.ces_max, |c| c.max),
+        };
+        let engine = EngineConfig {
+            windows: match raw.windows {
+                Some(ws) => ws
+                    .into_iter()
+                    .map(|w| WindowSpec::new(w.name, w.length.0, w.slide.0))
+                    .collect(),
+                None => defaults.windows,
+            },
+            allowed_lateness: raw
+                .allowed_lateness
+                .map_or(defaults.allowed_lateness, |d| d.0),
+            dedup_horizon: raw.dedup_horizon.map_or(defaults.dedup_horizon, |d| d.0),
+            session_gap: raw.sessions.gap.0,
+            session_max: raw.sessions.max.0,
+            segments: SegmentsConfig {
+                dimensions: raw.segments.dimensions,
+                sets: raw.segments.sets,
+                max_values: raw.segments.max_values,
+            },
+            features: FeaturesConfig {
+                max_values: raw.features.max_values,
+                allowlist: raw.features.allowlist,
+            },
+            surveys,
+            non_activity_types: raw
+                .activity
+                .map_or(defaults.non_activity_types, |a| a.exclude_types),
+        };
+        engine.validate()?;
+        if raw.input.max_event_bytes < 256 || raw.input.max_event_bytes > 16 * 1024 * 1024 {
+            bail!("input.max_event_bytes: must be within 256..=16777216");
+        }
+        if raw.input.max_future_skew.0 < 0 {
+            bail!("input.max_future_skew: must not be negative");
+        }
+        Ok(Config {
+            engine,
+            max_future_skew: raw.input.max_future_skew.0,
+            max_event_bytes: raw.input.max_event_bytes,
+        })
+    }
+}
+
+/// Applies `ENGAUGE__A__B=value` as `a.b = value`. The value is read as a TOML value when it is
+/// one (`42`, `true`, `["a","b"]`), otherwise as a plain string (`30s`).
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("ENGAUGE__"))
+        .collect();
+    vars.sort();
+    for (name, value) in vars {
+        let path: Vec<String> = name["ENGAUGE__".len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if path.iter().any(String::is_empty) {
+            bail!("environment variable {name}: empty key segment");
+        }
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(value));
+        let (last, parents) = path.split_last().expect("path is non-empty");
+        let mut cursor = &mut *table;
+        for key in parents {
+            let entry = cursor
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            cursor = match entry {
+                toml::Value::Table(t) => t,
+                _ => bail!("environment variable {name}: `{key}` is not a table"),
+            };
+        }
+        cursor.insert(last.clone(), parsed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example_path() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.example.toml")
+    }
+
+    #[test]
+    fn example_config_loads_and_equals_the_defaults() {
+        let example = Config::load(Some(&example_path()), []).expect("example loads");
+        let defaults = Config::default();
+        assert_eq!(example.engine, defaults.engine);
+        assert_eq!(example.max_future_skew, defaults.max_future_skew);
+        assert_eq!(example.max_event_bytes, defaults.max_event_bytes);
+    }
+
+    #[test]
+    fn env_overrides() {
+        let env = [
+            ("ENGAUGE__ALLOWED_LATENESS".to_owned(), "5m".to_owned()),
+            ("ENGAUGE__SEGMENTS__MAX_VALUES".to_owned(), "7".to_owned()),
+            (
+                "ENGAUGE__SEGMENTS__SETS".to_owned(),
+                r#"[[], ["region"]]"#.to_owned(),
+            ),
+            ("OTHER".to_owned(), "x".to_owned()),
+        ];
+        let cfg = Config::load(None, env).expect("valid");
+        assert_eq!(cfg.engine.allowed_lateness, 5 * 60_000);
+        assert_eq!(cfg.engine.segments.max_values, 7);
+        assert_eq!(
+            cfg.engine.segments.sets,
+            vec![vec![], vec!["region".to_owned()]]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = |toml: &str| {
+            let table: toml::Table = toml.parse().expect("toml");
+            format!("{:#}", Config::from_table(table).expect_err("invalid"))
+        };
+        assert!(err("allowed_lateness = \"ten\"").contains("allowed_lateness"));
+        assert!(err("[sessions]\ngap = \"5x\"").contains("gap"));
+        assert!(err("bogus = 1").contains("bogus"));
+        let e = err("[[windows]]\nname = \"w\"\nlength = \"61m\"\nslide = \"2m\"");
+        assert!(e.contains("windows[0].length"), "{e}");
+        assert!(err("[segments]\nsets = [[\"device\"]]").contains("segments.sets[0]"));
+        assert!(err("[input]\nmax_event_bytes = 1").contains("input.max_event_bytes"));
+    }
+}
