@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashMap;
 
-use crate::distinct::{LastSeenCounts, LevelShape, base_pane};
+use crate::distinct::{LastSeenCounts, LevelShape, TrackedRange, base_pane};
 use crate::kpi::{self, DurationStats, Kpis, SurveyCounts};
 use crate::pane::{Contribution, PaneRing, SurveyMark, WindowSeg};
 use crate::segment::{CappedValues, Segmenter};
@@ -89,7 +89,8 @@ struct WindowState {
     /// End of the last closed instance; the running sums cover `[e_last − length, e_last)`.
     e_last: Option<Millis>,
     running: Vec<WindowSeg>,
-    stickiness: bool,
+    /// Tracked range of `[end − 1d, end)` for stickiness, on 30-day windows.
+    stickiness: Option<usize>,
 }
 
 /// The engine. See ARCHITECTURE.md for how panes, last-seen counts and sessions fit together.
@@ -103,6 +104,8 @@ pub struct Engine {
     max_length: Millis,
     levels: Vec<PaneRing>,
     shape: Vec<LevelShape>,
+    /// Distinct-count ranges: one per window (same index), then the stickiness ranges.
+    ranges: Vec<TrackedRange>,
     windows: Vec<WindowState>,
     segmenter: Segmenter,
     features: CappedValues,
@@ -155,7 +158,11 @@ impl Engine {
                     .map(|w| w.length)
                     .max()
                     .unwrap_or(g);
-                PaneRing::new(g, (longest / g) as usize + 1)
+                // A session split by `session_max` closes at `last + gap`, up to one gap past
+                // the sealed frontier: the ring keeps that much headroom beyond the longest
+                // window so such a write never reuses a slot a window still has to subtract.
+                let headroom = (config.session_gap + g - 1) / g + 1;
+                PaneRing::new(g, (longest / g + headroom) as usize + 1)
             })
             .collect();
         let shape = levels
@@ -173,10 +180,23 @@ impl Engine {
                     + 1,
             })
             .collect();
+        let mut ranges: Vec<TrackedRange> = config
+            .windows
+            .iter()
+            .map(|w| TrackedRange {
+                level: slides
+                    .iter()
+                    .position(|&g| g == w.slide)
+                    .expect("every slide has a level"),
+                len: (w.length / w.slide) as u32,
+                to: None,
+            })
+            .collect();
         let windows = config
             .windows
             .iter()
-            .map(|w| WindowState {
+            .enumerate()
+            .map(|(i, w)| WindowState {
                 name: w.name.clone(),
                 length: w.length,
                 slide: w.slide,
@@ -186,7 +206,14 @@ impl Engine {
                     .expect("every slide has a level"),
                 e_last: None,
                 running: Vec::new(),
-                stickiness: w.length == THIRTY_DAYS && DAY % w.slide == 0,
+                stickiness: (w.length == THIRTY_DAYS && DAY % w.slide == 0).then(|| {
+                    ranges.push(TrackedRange {
+                        level: ranges[i].level,
+                        len: (DAY / w.slide) as u32,
+                        to: None,
+                    });
+                    ranges.len() - 1
+                }),
             })
             .collect();
         let max_length = config.windows.iter().map(|w| w.length).max().unwrap_or(0);
@@ -196,6 +223,7 @@ impl Engine {
             max_length,
             levels,
             shape,
+            ranges,
             windows,
             segmenter: Segmenter::new(&config.segments),
             features: CappedValues::new(
@@ -347,8 +375,9 @@ impl Engine {
             self.contribute(seg, e.ts, Contribution::Event(e.mark), late);
             let seg_idx = seg as usize;
             if self.seg_counts.len() <= seg_idx {
-                self.seg_counts
-                    .resize_with(seg_idx + 1, || LastSeenCounts::new(&self.shape));
+                self.seg_counts.resize_with(seg_idx + 1, || {
+                    LastSeenCounts::new(&self.shape, &self.ranges)
+                });
                 self.seg_features.resize_with(seg_idx + 1, Vec::new);
             }
             if e.activity {
@@ -368,7 +397,7 @@ impl Engine {
                 let su = &mut state.segs[pos];
                 if su.last_pane == NO_PANE || bp > su.last_pane {
                     let old = (su.last_pane != NO_PANE).then_some(su.last_pane);
-                    self.seg_counts[seg_idx].moved(&self.shape, old, bp);
+                    self.seg_counts[seg_idx].moved(&self.shape, &self.ranges, old, bp);
                     su.last_pane = bp;
                 }
                 if !late {
@@ -411,13 +440,23 @@ impl Engine {
                 match state.features.iter_mut().find(|(k, _)| *k == key) {
                     Some((_, last)) => {
                         if bp > *last {
-                            self.feature_counts[key as usize].moved(&self.shape, Some(*last), bp);
+                            self.feature_counts[key as usize].moved(
+                                &self.shape,
+                                &self.ranges,
+                                Some(*last),
+                                bp,
+                            );
                             *last = bp;
                         }
                     }
                     None => {
                         state.features.push((key, bp));
-                        self.feature_counts[key as usize].moved(&self.shape, None, bp);
+                        self.feature_counts[key as usize].moved(
+                            &self.shape,
+                            &self.ranges,
+                            None,
+                            bp,
+                        );
                     }
                 }
             }
@@ -461,7 +500,8 @@ impl Engine {
             return k;
         }
         let k = self.feature_counts.len() as u32;
-        self.feature_counts.push(LastSeenCounts::new(&self.shape));
+        self.feature_counts
+            .push(LastSeenCounts::new(&self.shape, &self.ranges));
         self.feature_of_key.push(feature);
         self.feature_keys.insert((seg, feature), k);
         self.seg_features[seg as usize].push(k);
@@ -500,16 +540,16 @@ impl Engine {
         let frontier = match self.frontier {
             Some(f) => f,
             None => {
-                let Some(&first) = self.pending.keys().next() else {
-                    return;
-                };
-                let start = i64::from(first) * self.base;
-                if start + self.base > watermark {
-                    return;
-                }
+                // Instances ending at or before the first watermark are closed from now on; the
+                // walk starts early enough to emit those that hold events already received.
+                let at_watermark = watermark.div_euclid(self.base) * self.base;
+                let start = self.pending.keys().next().map_or(at_watermark, |&p| {
+                    (i64::from(p) * self.base).min(at_watermark)
+                });
                 for w in &mut self.windows {
                     w.e_last = Some(start.div_euclid(w.slide) * w.slide);
                 }
+                self.restart_ranges();
                 start
             }
         };
@@ -521,6 +561,7 @@ impl Engine {
                     w.e_last = Some(target);
                     w.running.iter_mut().for_each(|r| *r = WindowSeg::default());
                 }
+                self.restart_ranges();
                 continue;
             }
             let b = f + self.base;
@@ -532,6 +573,23 @@ impl Engine {
         if f.saturating_sub(self.last_sweep) >= DAY {
             self.sweep(f);
             self.last_sweep = f;
+        }
+    }
+
+    /// Points every tracked range at its window's last end, with empty running counts (valid at
+    /// the start and after a quiet jump: no user's last pane lies in any range then).
+    fn restart_ranges(&mut self) {
+        for (wi, w) in self.windows.iter().enumerate() {
+            let to = Some((w.e_last.expect("set before restart") / w.slide) as u32);
+            self.ranges[wi].to = to;
+            if let Some(r) = w.stickiness {
+                self.ranges[r].to = to;
+            }
+        }
+        for r in 0..self.ranges.len() {
+            for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
+                c.reset(r);
+            }
         }
     }
 
@@ -653,24 +711,28 @@ impl Engine {
             }
         }
         w.e_last = Some(end);
+        for r in std::iter::once(wi).chain(w.stickiness) {
+            let range = &mut self.ranges[r];
+            let old_to = range.to.expect("ranges start with the windows");
+            for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
+                c.slide(r, range, old_to);
+            }
+            range.to = Some((end / g) as u32);
+        }
         let w = &self.windows[wi];
-        let (from, to) = (((end - w.length) / g) as u32, (end / g) as u32);
         for (seg, running) in w.running.iter().enumerate() {
             if running.agg.events <= 0 {
                 continue;
             }
             let counts = &self.seg_counts[seg];
-            let active = counts.range(w.level, from, to);
-            let stickiness = if w.stickiness {
-                let day = counts.range(w.level, ((end - DAY) / g) as u32, to);
-                kpi::ratio(day as f64, active as f64)
-            } else {
-                None
-            };
+            let active = counts.count(wi);
+            let stickiness = w
+                .stickiness
+                .and_then(|r| kpi::ratio(counts.count(r) as f64, active as f64));
             let mut features: Vec<(String, FeatureKpis)> = self.seg_features[seg]
                 .iter()
                 .filter_map(|&k| {
-                    let users = self.feature_counts[k as usize].range(w.level, from, to);
+                    let users = self.feature_counts[k as usize].count(wi);
                     (users > 0).then_some((k, users))
                 })
                 .map(|(k, users)| {

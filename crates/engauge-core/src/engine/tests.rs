@@ -383,3 +383,42 @@ fn years_of_silence_are_skipped_not_walked() {
     assert_eq!(all[3599].end, T0 + HOUR);
     assert_eq!(all[3600].end, later + 1000);
 }
+
+#[test]
+fn a_session_split_by_max_closes_after_the_frontier_without_losing_older_panes() {
+    // Found by the naive-model test: gap 2m, max 2m; u1's session [13m, 14m] is split by the
+    // event at 15m + 1ms and closes at 16m, a pane that shares a ring slot with pane 10m.
+    let mut cfg = config(vec![WindowSpec::new("w", 5 * MINUTE, MINUTE)]);
+    cfg.session_gap = 2 * MINUTE;
+    cfg.session_max = 2 * MINUTE;
+    cfg.allowed_lateness = 0;
+    let events = [
+        ev(1, "u1", T0 + 8 * MINUTE),
+        ev(2, "u1", T0 + 13 * MINUTE),
+        ev(3, "u1", T0 + 14 * MINUTE),
+        ev(4, "u1", T0 + 15 * MINUTE + 1),
+        ev(5, "u2", T0 + 30 * MINUTE),
+    ];
+    let (snaps, _) = replay(cfg, &events);
+    let sessions: Vec<(Millis, u64)> = snaps
+        .iter()
+        .filter(|s| s.key() == "w|")
+        .map(|s| ((s.end - T0) / MINUTE, s.kpis.sessions))
+        .collect();
+    // Sessions close at 10m, 16m and 17m + 1ms.
+    let expected: Vec<(Millis, u64)> = vec![
+        (9, 0),
+        (10, 0),
+        (11, 1),
+        (12, 1),
+        (13, 1),
+        (14, 1),
+        (15, 1),
+        (16, 0),
+        (17, 1),
+        (18, 2),
+        (19, 2),
+        (20, 2),
+    ];
+    assert_eq!(sessions, expected);
+}
