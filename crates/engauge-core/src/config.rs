@@ -162,6 +162,9 @@ impl ConfigError {
     }
 }
 
+/// Dimensions one segment set may combine (segment keys pack them into 128 bits).
+pub const MAX_SET_DIMENSIONS: usize = 7;
+
 /// The longest lookback any window may need, which bounds pane rings: one year.
 pub(crate) const MAX_WINDOW_LENGTH: Millis = 366 * DAY;
 
@@ -237,6 +240,12 @@ impl EngineConfig {
                         format!("dimension {dim:?} is not in segments.dimensions"),
                     ));
                 }
+            }
+            if set.len() > MAX_SET_DIMENSIONS {
+                return Err(ConfigError::new(
+                    format!("segments.sets[{i}]"),
+                    format!("at most {MAX_SET_DIMENSIONS} dimensions per set"),
+                ));
             }
             let mut sorted = set.clone();
             sorted.sort();

@@ -58,10 +58,12 @@ impl Dedup {
     /// remembered for a full horizon too.
     pub fn insert(&mut self, hash: u64, at: Millis) {
         if self.seen.insert(hash) {
-            self.buckets
-                .entry(at.div_euclid(BUCKET))
-                .or_default()
-                .push(hash);
+            let bucket = at.div_euclid(BUCKET);
+            // Most ids land in the newest bucket: skip the tree walk for it.
+            match self.buckets.last_entry() {
+                Some(mut last) if *last.key() == bucket => last.get_mut().push(hash),
+                _ => self.buckets.entry(bucket).or_default().push(hash),
+            }
         }
     }
 

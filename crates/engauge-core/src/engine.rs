@@ -102,7 +102,13 @@ pub struct Engine {
     /// Least common multiple of all slides: boundaries where every window closes.
     lcm: Millis,
     max_length: Millis,
+    /// One pane ring per distinct slide, finest first.
     levels: Vec<PaneRing>,
+    /// Whether every coarser level's panes are unions of finest-level panes; then events write
+    /// only the finest ring and each completed finest pane is merged upwards once.
+    roll_up: bool,
+    /// End of the last finest pane merged upwards: contributions before it go to every level.
+    rolled_until: Millis,
     shape: Vec<LevelShape>,
     /// Distinct-count ranges: one per window (same index), then the stickiness ranges.
     ranges: Vec<TrackedRange>,
@@ -123,6 +129,8 @@ pub struct Engine {
     timers: Timers,
     dedup: Dedup,
     pending: BTreeMap<u32, PaneBuffer>,
+    /// Emptied pane buffers kept for reuse, so sealing does not churn the allocator.
+    spare_buffers: Vec<PaneBuffer>,
     pending_events: u64,
     watermark: Option<Millis>,
     /// Every base pane before it is sealed.
@@ -217,7 +225,10 @@ impl Engine {
             })
             .collect();
         let max_length = config.windows.iter().map(|w| w.length).max().unwrap_or(0);
+        let roll_up = slides.iter().all(|g| g % slides[0] == 0);
         Ok(Engine {
+            roll_up,
+            rolled_until: i64::MIN,
             base,
             lcm,
             max_length,
@@ -242,6 +253,7 @@ impl Engine {
             timers: Timers::default(),
             dedup: Dedup::new(config.dedup_horizon),
             pending: BTreeMap::new(),
+            spare_buffers: Vec::new(),
             pending_events: 0,
             watermark: None,
             frontier: None,
@@ -337,7 +349,11 @@ impl Engine {
             self.apply(&pending, &segs, true);
             self.scratch_segs = segs;
         } else {
-            let buffer = self.pending.entry(base_pane(ts, self.base)).or_default();
+            let spare = &mut self.spare_buffers;
+            let buffer = self
+                .pending
+                .entry(base_pane(ts, self.base))
+                .or_insert_with(|| spare.pop().unwrap_or_default());
             let segs_at = buffer.segs.len() as u32;
             self.segmenter.map(event, &mut buffer.segs);
             buffer.events.push(Pending { segs_at, ..pending });
@@ -511,8 +527,12 @@ impl Engine {
     /// Adds a contribution at time `t` to every pane ring, and — when it may fall inside a range
     /// windows already summed (`in_past`) — to those running sums too.
     fn contribute(&mut self, seg: u32, t: Millis, c: Contribution, in_past: bool) {
-        for ring in &mut self.levels {
-            ring.apply(t, seg, c);
+        if self.roll_up && t >= self.rolled_until {
+            self.levels[0].apply(t, seg, c);
+        } else {
+            for ring in &mut self.levels {
+                ring.apply(t, seg, c);
+            }
         }
         if in_past {
             for w in &mut self.windows {
@@ -549,6 +569,8 @@ impl Engine {
                 for w in &mut self.windows {
                     w.e_last = Some(start.div_euclid(w.slide) * w.slide);
                 }
+                self.rolled_until =
+                    start.div_euclid(self.levels[0].granularity) * self.levels[0].granularity;
                 self.restart_ranges();
                 start
             }
@@ -561,6 +583,7 @@ impl Engine {
                     w.e_last = Some(target);
                     w.running.iter_mut().for_each(|r| *r = WindowSeg::default());
                 }
+                self.rolled_until = target;
                 self.restart_ranges();
                 continue;
             }
@@ -624,15 +647,31 @@ impl Engine {
         let sealed = base_pane(b - self.base, self.base);
         if let Some(mut buffer) = self.pending.remove(&sealed) {
             self.pending_events -= buffer.events.len() as u64;
-            buffer.events.sort_by_key(|e| e.ts);
+            // Equal times may apply in any order: no rule depends on it.
+            buffer.events.sort_unstable_by_key(|e| e.ts);
             let n_sets = self.segmenter.set_count();
             for e in &buffer.events {
                 let at = e.segs_at as usize;
                 self.apply(e, &buffer.segs[at..at + n_sets], false);
             }
+            buffer.events.clear();
+            buffer.segs.clear();
+            if self.spare_buffers.len() < 64 {
+                self.spare_buffers.push(buffer);
+            }
         }
         for timer in self.timers.take_through(sealed) {
             self.fire(timer, b);
+        }
+        let finest = self.levels[0].granularity;
+        if self.roll_up && b.rem_euclid(finest) == 0 {
+            let (done, coarser) = self.levels.split_first_mut().expect("at least one level");
+            if let Some(segs) = done.pane(done.pane_of(b - finest)) {
+                for ring in coarser {
+                    ring.merge_at(b - finest, segs);
+                }
+            }
+            self.rolled_until = b;
         }
         let first = out.len();
         for wi in 0..self.windows.len() {
@@ -782,17 +821,16 @@ fn kpis_of(r: &WindowSeg, active: u64, stickiness: Option<f64>) -> Kpis {
         a.nps_n as u64,
     );
     let (csat_ratio, csat_margin) = kpi::csat(a.csat_satisfied as u64, a.csat_n as u64);
-    let session_duration = if sessions > 0 {
-        let q = |q: f64| r.durations.quantile(q).unwrap_or(0.0) / 1000.0;
-        Some(DurationStats {
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
+    let session_duration = r
+        .durations
+        .quantiles([0.5, 0.9, 0.99])
+        .filter(|_| sessions > 0)
+        .map(|[p50, p90, p99]| DurationStats {
+            p50: p50 / 1000.0,
+            p90: p90 / 1000.0,
+            p99: p99 / 1000.0,
             mean: a.session_ms as f64 / sessions as f64 / 1000.0,
-        })
-    } else {
-        None
-    };
+        });
     Kpis {
         active_users: active,
         events: a.events as u64,

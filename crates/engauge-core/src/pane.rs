@@ -90,6 +90,13 @@ pub(crate) struct PaneSeg {
 }
 
 impl PaneSeg {
+    fn merge(&mut self, other: &PaneSeg) {
+        self.agg.merge(&other.agg, 1);
+        for (bucket, count) in other.durations.iter() {
+            self.durations.add(bucket, count);
+        }
+    }
+
     fn apply(&mut self, c: Contribution) {
         self.agg.apply(c);
         if let Contribution::Session { duration_ms } = c {
@@ -159,22 +166,42 @@ impl PaneRing {
         t.div_euclid(self.granularity)
     }
 
-    pub fn apply(&mut self, t: Millis, seg: u32, c: Contribution) {
-        let pane = self.pane_of(t);
+    /// The slot for `pane`, cleared if it held an older pane; `None` if it holds a newer one.
+    fn slot_for(&mut self, pane: i64) -> Option<&mut Slot> {
         let n = self.slots.len() as i64;
         let slot = &mut self.slots[pane.rem_euclid(n) as usize];
         if slot.pane > pane {
-            return;
+            return None;
         }
         if slot.pane < pane {
             slot.pane = pane;
             slot.segs.iter_mut().for_each(PaneSeg::clear);
         }
+        Some(slot)
+    }
+
+    pub fn apply(&mut self, t: Millis, seg: u32, c: Contribution) {
+        let Some(slot) = self.slot_for(self.pane_of(t)) else {
+            return;
+        };
         let seg = seg as usize;
         if slot.segs.len() <= seg {
             slot.segs.resize_with(seg + 1, PaneSeg::default);
         }
         slot.segs[seg].apply(c);
+    }
+
+    /// Adds a finer pane's per-segment aggregates into the pane of this ring containing `t`.
+    pub fn merge_at(&mut self, t: Millis, segs: &[PaneSeg]) {
+        let Some(slot) = self.slot_for(self.pane_of(t)) else {
+            return;
+        };
+        if slot.segs.len() < segs.len() {
+            slot.segs.resize_with(segs.len(), PaneSeg::default);
+        }
+        for (mine, theirs) in slot.segs.iter_mut().zip(segs) {
+            mine.merge(theirs);
+        }
     }
 
     /// The per-segment aggregates of pane `pane`, if the ring still holds it.

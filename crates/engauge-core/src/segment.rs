@@ -5,7 +5,6 @@
 //! all-users segment.
 
 use hashbrown::HashMap;
-use smallvec::SmallVec;
 
 use crate::{Event, SegmentsConfig};
 
@@ -83,7 +82,8 @@ pub(crate) struct Segmenter {
     dims: Vec<Dimension>,
     /// Per set, indices into `dims` in set order.
     sets: Vec<Vec<usize>>,
-    ids: HashMap<SmallVec<[u16; 4]>, u32>,
+    /// (set, value ids) packed as `set << 112 | v0 << 96 | v1 << 80 | …` → segment id.
+    ids: HashMap<u128, u32>,
     segments: Vec<SegmentInfo>,
     /// Scratch: value id per dimension for the current event.
     scratch: Vec<u16>,
@@ -155,9 +155,12 @@ impl Segmenter {
     }
 
     fn segment_id(&mut self, set: usize) -> u32 {
-        let mut key: SmallVec<[u16; 4]> = SmallVec::new();
-        key.push(set as u16);
-        key.extend(self.sets[set].iter().map(|&d| self.scratch[d]));
+        let key = self.sets[set]
+            .iter()
+            .enumerate()
+            .fold((set as u128) << 112, |k, (i, &d)| {
+                k | (u128::from(self.scratch[d]) << (96 - 16 * i))
+            });
         if let Some(&id) = self.ids.get(&key) {
             return id;
         }

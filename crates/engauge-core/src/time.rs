@@ -45,22 +45,34 @@ pub fn format_rfc3339(ts: Millis) -> String {
     out
 }
 
-/// Appends the RFC 3339 UTC form of `ts` to `out` (see [`format_rfc3339`]).
+/// Appends the RFC 3339 UTC form of `ts` to `out` (see [`format_rfc3339`]). Years outside
+/// 0..=9999 are clamped: event times are validated to lie in 2000..now + skew.
 pub fn write_rfc3339(ts: Millis, out: &mut String) {
-    use std::fmt::Write;
     let days = ts.div_euclid(DAY);
     let in_day = ts.rem_euclid(DAY);
     let (y, m, d) = civil_from_days(days);
-    let (h, min, s, ms) = (
-        in_day / HOUR,
-        (in_day % HOUR) / MINUTE,
-        (in_day % MINUTE) / SECOND,
-        in_day % SECOND,
-    );
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}");
+    let y = y.clamp(0, 9999) as u32;
+    let parts = [
+        (y / 100) as u8,
+        (y % 100) as u8,
+        m as u8,
+        d as u8,
+        (in_day / HOUR) as u8,
+        ((in_day % HOUR) / MINUTE) as u8,
+        ((in_day % MINUTE) / SECOND) as u8,
+    ];
+    let mut buf = *b"0000-00-00T00:00:00";
+    for (i, &at) in [0usize, 2, 5, 8, 11, 14, 17].iter().enumerate() {
+        buf[at] = b'0' + parts[i] / 10;
+        buf[at + 1] = b'0' + parts[i] % 10;
+    }
+    out.push_str(std::str::from_utf8(&buf).expect("ASCII digits"));
+    let ms = in_day % SECOND;
     if ms != 0 {
-        let _ = write!(out, ".{ms:03}");
+        out.push('.');
+        for div in [100, 10, 1] {
+            out.push(char::from(b'0' + ((ms / div) % 10) as u8));
+        }
     }
     out.push('Z');
 }
@@ -119,6 +131,11 @@ mod tests {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339(EPOCH_2000 + 1), "2000-01-01T00:00:00.001Z");
         assert_eq!(format_rfc3339(1_795_348_800_000), "2026-11-22T12:00:00Z");
+        assert_eq!(
+            format_rfc3339(1_795_348_800_045),
+            "2026-11-22T12:00:00.045Z"
+        );
+        assert_eq!(format_rfc3339(EPOCH_2000 - 1), "1999-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -35,7 +35,11 @@ fn replay_matches_golden_output() {
         .arg(data("events.ndjson"))
         .output()
         .expect("engauge runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     let actual: Vec<String> = stdout.lines().map(normalise).collect();
     let stderr = String::from_utf8(output.stderr).expect("utf-8");
