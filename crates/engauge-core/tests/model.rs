@@ -10,9 +10,10 @@ use std::fmt::Write as _;
 use engauge_core::time::{DAY, HOUR, MINUTE, SECOND, days_from_civil, format_rfc3339};
 use engauge_core::{
     DurationStats, Engine, EngineConfig, Event, EventKind, FeaturesConfig, Ingested, Kpis, Millis,
-    NONE_VALUE, OTHER_VALUE, SegmentsConfig, Snapshot, Survey, WindowSpec,
+    NONE_VALUE, OTHER_VALUE, Replay, SegmentsConfig, Snapshot, Survey, WindowSpec,
 };
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 
 // ---------------------------------------------------------------------------------------------
@@ -35,6 +36,18 @@ fn replay(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> (Vec<Snapshot>, Vec<Ing
     if let Some(max) = max_ts {
         engine.advance(max, &mut out);
     }
+    (out, ingested)
+}
+
+/// The same through the crate's own [`Replay`] driver, which must behave identically.
+fn public_replay(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> (Vec<Snapshot>, Vec<Ingested>) {
+    let mut driver = Replay::new(Engine::new(cfg.clone()).expect("test configs are valid"));
+    let mut out = Vec::new();
+    let ingested = arrivals
+        .iter()
+        .map(|ev| driver.push(ev, &mut out))
+        .collect();
+    driver.finish(&mut out);
     (out, ingested)
 }
 
@@ -234,15 +247,15 @@ fn compare(
                 for s in exp.iter().skip(from).take(6) {
                     let _ = writeln!(msg, "    {}", id_of(s));
                 }
-                if let Some(e) = e {
-                    if let Some(a) = actual.iter().find(|a| a.end == e.end && a.key() == e.key()) {
-                        let _ = writeln!(
-                            msg,
-                            " (the engine emits {} elsewhere; field diffs: {:?})",
-                            id_of(e),
-                            snapshot_diffs(a, e)
-                        );
-                    }
+                if let Some(e) = e
+                    && let Some(a) = actual.iter().find(|a| a.end == e.end && a.key() == e.key())
+                {
+                    let _ = writeln!(
+                        msg,
+                        " (the engine emits {} elsewhere; field diffs: {:?})",
+                        id_of(e),
+                        snapshot_diffs(a, e)
+                    );
                 }
                 return Some(msg);
             }
@@ -301,6 +314,7 @@ fn check_engine(cfg: &EngineConfig, arrivals: &[Event<'_>]) {
     if let Some(diff) = compare(&expected, &actual, &ingested) {
         panic!("{diff}\n{}", describe(cfg, arrivals));
     }
+    assert_eq!(public_replay(cfg, arrivals), (actual, ingested));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,6 +488,11 @@ fn ev_spec() -> impl Strategy<Value = EvSpec> {
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
+    scenario_with(1..=60)
+}
+
+/// Scenarios with `events` generated events (before duplicates).
+fn scenario_with(events: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Scenario> {
     (
         (
             0u8..4,
@@ -486,7 +505,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         (3usize..=5, 2usize..=4),
         prop::collection::vec((any::<u8>(), any::<u8>(), any::<u32>()), 1..=12),
         (0u8..3, any::<u32>()),
-        prop::collection::vec(ev_spec(), 1..=60),
+        prop::collection::vec(ev_spec(), events),
     )
         .prop_map(
             |(
@@ -780,13 +799,14 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(400)
 }
 
 fn proptest_config() -> ProptestConfig {
     ProptestConfig {
         cases: cases(),
         failure_persistence: None,
+        max_shrink_iters: 10_000,
         ..ProptestConfig::default()
     }
 }
@@ -802,6 +822,7 @@ proptest! {
         let (actual, ingested) = replay(&cfg, &arrivals);
         let diff = compare(&expected, &actual, &ingested);
         prop_assert!(diff.is_none(), "{}\n{}", diff.unwrap_or_default(), describe(&cfg, &arrivals));
+        prop_assert_eq!(public_replay(&cfg, &arrivals), (actual, ingested), "Replay differs");
     }
 
     /// Sanity of the model itself (independent of the engine): segment sums and bounds.
@@ -826,7 +847,7 @@ proptest! {
                 prop_assert_eq!(responses, all.kpis.survey_responses.nps);
             }
             if let Some(st) = all.kpis.stickiness_ratio {
-                prop_assert!(st > 0.0 && st <= 1.0);
+                prop_assert!((0.0..=1.0).contains(&st));
             }
             if let Some(d) = all.kpis.session_duration {
                 prop_assert!(d.p50 <= d.p90 && d.p90 <= d.p99);
@@ -840,6 +861,28 @@ proptest! {
             let key = |s: &Snapshot| (s.end, s.window.clone(), s.key());
             prop_assert!(key(&pair[0]) < key(&pair[1]));
         }
+    }
+}
+
+fn proptest_config_large() -> ProptestConfig {
+    ProptestConfig {
+        cases: (cases() / 16).max(1),
+        ..proptest_config()
+    }
+}
+
+proptest! {
+    #![proptest_config(proptest_config_large())]
+
+    /// Fewer, larger cases: hundreds of sessions per instance, so p99 is not simply the longest
+    /// session and the quantile sketch's relative error is exercised.
+    #[test]
+    fn engine_matches_naive_model_many_events(sc in scenario_with(150..=400)) {
+        let (cfg, arrivals) = build(&sc);
+        let expected = naive::run(&cfg, &arrivals);
+        let (actual, ingested) = replay(&cfg, &arrivals);
+        let diff = compare(&expected, &actual, &ingested);
+        prop_assert!(diff.is_none(), "{}\n{}", diff.unwrap_or_default(), describe(&cfg, &arrivals));
     }
 }
 
@@ -899,6 +942,18 @@ fn generator_covers_the_interesting_cases() {
     for (what, n) in counts {
         assert!(n > 0, "generator never produced {what}: {counts:?}");
     }
+
+    // The large scenarios put 100+ sessions in some instances, where p99 is a true rank.
+    let strategy = scenario_with(150..=400);
+    let mut busiest = 0;
+    for _ in 0..8 {
+        let sc = strategy.new_tree(&mut runner).expect("strategy").current();
+        let (cfg, arrivals) = build(&sc);
+        let expected = naive::run(&cfg, &arrivals);
+        let most = expected.snapshots.iter().map(|s| s.kpis.sessions).max();
+        busiest = busiest.max(most.unwrap_or(0));
+    }
+    assert!(busiest >= 100, "at most {busiest} sessions in an instance");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1074,6 +1129,28 @@ fn scenario_stickiness() -> (EngineConfig, Vec<Event<'static>>) {
     (cfg, events)
 }
 
+/// A session split by `session_max` (by 1 ms) after an earlier session of the segment closed:
+/// gap = max = 2 min, no lateness; u1 at 0:08 (closes 0:10), then 0:13, 0:14 and 0:15.001 (the
+/// last is 2 min 1 ms after the start, so it starts a new session although the gap is 1 min).
+fn scenario_max_after_closed_session() -> (EngineConfig, Vec<Event<'static>>) {
+    let cfg = config(
+        vec![WindowSpec::new("w", 5 * MINUTE, MINUTE)],
+        2 * MINUTE,
+        2 * MINUTE,
+        0,
+    );
+    let t = h0();
+    let pro = [("plan", "pro")];
+    let events = vec![
+        view("a", "u1", t + 8 * MINUTE, &pro),
+        view("b", "u1", t + 13 * MINUTE, &pro),
+        view("c", "u1", t + 14 * MINUTE, &pro),
+        view("d", "u1", t + 15 * MINUTE + 1, &pro),
+        view("e", "u2", t + 30 * MINUTE, &pro),
+    ];
+    (cfg, events)
+}
+
 fn duration(s: &Snapshot) -> DurationStats {
     s.kpis.session_duration.expect("sessions in range")
 }
@@ -1244,6 +1321,30 @@ fn model_stickiness() {
 }
 
 #[test]
+fn model_session_max_after_closed_session() {
+    let (cfg, events) = scenario_max_after_closed_session();
+    let snaps = naive::run(&cfg, &events).snapshots;
+    let sessions = |minute: i64| {
+        let s = snaps
+            .iter()
+            .find(|s| s.end == h0() + minute * MINUTE && s.segment.is_empty())
+            .unwrap_or_else(|| panic!("no snapshot ending at minute {minute}"));
+        (s.kpis.sessions, s.kpis.session_duration.map(|d| d.mean))
+    };
+    // Sessions: [0:08] closes 0:10, [0:13, 0:14] closes 0:16, [0:15.001] closes 0:17.001.
+    assert_eq!(sessions(15), (1, Some(0.0))); // [0:10, 0:15)
+    assert_eq!(sessions(16), (0, None)); // [0:11, 0:16): nothing closes
+    assert_eq!(sessions(17), (1, Some(60.0))); // [0:12, 0:17)
+    assert_eq!(sessions(18), (2, Some(30.0))); // [0:13, 0:18)
+}
+
+#[test]
+fn engine_session_max_after_closed_session() {
+    let (cfg, events) = scenario_max_after_closed_session();
+    check_engine(&cfg, &events);
+}
+
+#[test]
 fn engine_session_exactly_at_gap_splits() {
     let (cfg, events) = scenario_gap();
     check_engine(&cfg, &events);
@@ -1277,4 +1378,59 @@ fn engine_duplicates_count_once() {
 fn engine_stickiness() {
     let (cfg, events) = scenario_stickiness();
     check_engine(&cfg, &events);
+}
+
+/// Late and too-late events (outside the model's scope, so checked by hand): window 5m/1m, no
+/// lateness. After `a` at 0:10 the watermark is 0:10 and every instance ending by 0:10 is closed.
+/// `late` at 0:08 still reaches the open instances ending 0:11–0:13 and makes no session;
+/// `too_late` at 0:04 reaches none (they would end by 0:09) and is not counted at all.
+#[test]
+fn engine_late_and_too_late() {
+    let cfg = config(
+        vec![WindowSpec::new("w", 5 * MINUTE, MINUTE)],
+        3 * MINUTE,
+        10 * MINUTE,
+        0,
+    );
+    let t = h0();
+    let pro = [("plan", "pro")];
+    let events = vec![
+        view("a", "u1", t + 10 * MINUTE, &pro),
+        view("late", "u2", t + 8 * MINUTE, &pro),
+        view("too_late", "u3", t + 4 * MINUTE, &[("plan", "team")]),
+        view("z", "u1", t + 20 * MINUTE, &pro),
+    ];
+    let (snaps, ingested) = replay(&cfg, &events);
+    let all: Vec<(Millis, u64, u64, u64)> = snaps
+        .iter()
+        .filter(|s| s.segment.is_empty())
+        .map(|s| {
+            let k = &s.kpis;
+            ((s.end - t) / MINUTE, k.events, k.active_users, k.sessions)
+        })
+        .collect();
+    // a's session closes 0:13, counted from the instance ending 0:14.
+    assert_eq!(
+        all,
+        [
+            (11, 2, 2, 0),
+            (12, 2, 2, 0),
+            (13, 2, 2, 0),
+            (14, 1, 1, 1),
+            (15, 1, 1, 1)
+        ]
+    );
+    // The too-late event registered no plan value and made no segment.
+    assert!(
+        snaps
+            .iter()
+            .all(|s| s.segment.iter().all(|(_, v)| v == "pro")),
+        "{snaps:#?}"
+    );
+    use Ingested::{Accepted as A, Late as L, TooLate as T};
+    assert_eq!(
+        ingested,
+        [A, L, T, A],
+        "semantics.md: no open instance can contain 0:04"
+    );
 }
