@@ -1,6 +1,8 @@
 //! Configuration: defaults, then a TOML file, then `ENGAUGE__SECTION__KEY` environment overrides,
 //! parsed once into validated types. Errors name the offending key.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -129,6 +131,7 @@ struct RawSurveys {
 struct RawInput {
     max_future_skew: Duration,
     max_event_bytes: usize,
+    idle_timeout: Duration,
 }
 
 impl Default for RawInput {
@@ -136,6 +139,51 @@ impl Default for RawInput {
         RawInput {
             max_future_skew: Duration(engauge_core::time::DAY),
             max_event_bytes: 64 * 1024,
+            idle_timeout: Duration(30 * engauge_core::time::SECOND),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawKafka {
+    brokers: String,
+    group_id: String,
+    input_topics: Vec<String>,
+    snapshot_topic: String,
+    dead_letter_topic: String,
+    commit_interval: Duration,
+    max_pending_events: u64,
+    consumer: BTreeMap<String, String>,
+    producer: BTreeMap<String, String>,
+}
+
+impl Default for RawKafka {
+    fn default() -> Self {
+        RawKafka {
+            brokers: "localhost:9092".into(),
+            group_id: "engauge".into(),
+            input_topics: vec!["events".into()],
+            snapshot_topic: "engauge.snapshots".into(),
+            dead_letter_topic: "engauge.dead-letter".into(),
+            commit_interval: Duration(engauge_core::time::SECOND),
+            max_pending_events: 2_000_000,
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    listen: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: "127.0.0.1:9898".into(),
         }
     }
 }
@@ -157,6 +205,10 @@ struct RawConfig {
     surveys: RawSurveys,
     #[serde(default)]
     input: RawInput,
+    #[serde(default)]
+    kafka: RawKafka,
+    #[serde(default)]
+    http: RawHttp,
 }
 
 /// The validated configuration of the whole program.
@@ -167,6 +219,15 @@ pub struct Config {
     pub max_future_skew: Millis,
     /// Larger messages are rejected as oversize.
     pub max_event_bytes: usize,
+    /// A caught-up partition quiet this long no longer holds the watermark back.
+    pub idle_timeout: Millis,
+    pub kafka: engauge_kafka::KafkaSettings,
+    /// Offsets are committed (after every effect is confirmed) this often.
+    pub commit_interval: Millis,
+    /// Above this many events waiting for the watermark, partitions ahead of it are paused.
+    pub max_pending_events: u64,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    pub http_listen: SocketAddr,
 }
 
 impl Default for Config {
@@ -258,10 +319,42 @@ impl Config {
         if raw.input.max_future_skew.0 < 0 {
             bail!("input.max_future_skew: must not be negative");
         }
+        let k = raw.kafka;
+        if k.input_topics.is_empty() || k.input_topics.iter().any(String::is_empty) {
+            bail!("kafka.input_topics: at least one non-empty topic name is required");
+        }
+        if k.commit_interval.0 <= 0 {
+            bail!("kafka.commit_interval: must be positive");
+        }
+        if raw.input.idle_timeout.0 <= 0 {
+            bail!("input.idle_timeout: must be positive");
+        }
+        let http_listen: SocketAddr = raw.http.listen.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "http.listen: {:?} is not an address such as 127.0.0.1:9898",
+                raw.http.listen
+            )
+        })?;
+        let kafka = engauge_kafka::KafkaSettings {
+            brokers: k.brokers,
+            group_id: k.group_id,
+            input_topics: k.input_topics,
+            snapshot_topic: k.snapshot_topic,
+            dead_letter_topic: k.dead_letter_topic,
+            consumer: k.consumer,
+            producer: k.producer,
+        };
+        kafka.consumer_config()?;
+        kafka.producer_config()?;
         Ok(Config {
             engine,
             max_future_skew: raw.input.max_future_skew.0,
             max_event_bytes: raw.input.max_event_bytes,
+            idle_timeout: raw.input.idle_timeout.0,
+            kafka,
+            commit_interval: k.commit_interval.0,
+            max_pending_events: k.max_pending_events,
+            http_listen,
         })
     }
 }
@@ -321,6 +414,11 @@ mod tests {
         assert_eq!(example.engine, defaults.engine);
         assert_eq!(example.max_future_skew, defaults.max_future_skew);
         assert_eq!(example.max_event_bytes, defaults.max_event_bytes);
+        assert_eq!(example.idle_timeout, defaults.idle_timeout);
+        assert_eq!(example.kafka, defaults.kafka);
+        assert_eq!(example.commit_interval, defaults.commit_interval);
+        assert_eq!(example.max_pending_events, defaults.max_pending_events);
+        assert_eq!(example.http_listen, defaults.http_listen);
     }
 
     #[test]
@@ -356,5 +454,8 @@ mod tests {
         assert!(e.contains("windows[0].length"), "{e}");
         assert!(err("[segments]\nsets = [[\"device\"]]").contains("segments.sets[0]"));
         assert!(err("[input]\nmax_event_bytes = 1").contains("input.max_event_bytes"));
+        assert!(err("[http]\nlisten = \"nowhere\"").contains("http.listen"));
+        let e = err("[kafka.consumer]\n\"enable.auto.commit\" = \"true\"");
+        assert!(e.contains("kafka.consumer.enable.auto.commit"), "{e}");
     }
 }

@@ -1,19 +1,25 @@
-//! The engauge command line: `replay` and `gen` (and, with the Kafka pipeline, `run` and `demo`).
+//! The engauge command line: `run`, `demo`, `replay` and `gen`.
 
 mod config;
+mod demo;
+mod pipeline;
+mod produce;
 mod replay;
+mod telemetry;
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use engauge_core::Millis;
 
 use crate::config::Config;
+use crate::pipeline::now_millis;
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +34,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Consume events from Kafka, serve /metrics, publish snapshots and dead letters.
+    Run {
+        /// Configuration file (TOML); defaults when omitted. ENGAUGE__… variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Everything in one process, nothing to install: an in-process Kafka, generated traffic,
+    /// the pipeline, /metrics and a live view in the terminal.
+    Demo {
+        /// Configuration file (TOML); Kafka settings in it are replaced by the in-process cluster.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Compute snapshots from an NDJSON event file (or stdin) without Kafka; print them as NDJSON.
     Replay {
         /// Configuration file (TOML); defaults when omitted. ENGAUGE__… variables override it.
@@ -59,13 +78,25 @@ enum Command {
         /// Output file; stdout when omitted.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Produce into Kafka at these bootstrap servers instead of writing NDJSON.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Topic to produce to (with --brokers).
+        #[arg(long, default_value = "events")]
+        topic: String,
+        /// Events per second, live (event time = now); without it, as fast as possible.
+        #[arg(long)]
+        rate: Option<f64>,
     },
 }
 
-fn now_millis() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Millis)
+/// A flag set by SIGTERM or SIGINT: the pipeline stops fetching, flushes, commits and leaves.
+fn shutdown_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))?;
+    }
+    Ok(flag)
 }
 
 fn main() -> ExitCode {
@@ -80,6 +111,25 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run { config } => {
+            let config = Config::load(config.as_deref(), std::env::vars())?;
+            let shutdown = shutdown_flag()?;
+            let telemetry = Arc::new(Telemetry::new()?);
+            let server = engauge_metrics::MetricsServer::start(
+                config.http_listen,
+                telemetry.registry.clone(),
+                Arc::clone(&telemetry.health),
+            )
+            .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+            eprintln!("engauge: serving http://{}/metrics", server.local_addr());
+            let result = pipeline::run(&config, shutdown, &telemetry);
+            server.shutdown();
+            result
+        }
+        Command::Demo { config } => {
+            let config = Config::load(config.as_deref(), std::env::vars())?;
+            demo::demo(config, shutdown_flag()?)
+        }
         Command::Replay { config, input } => {
             let config = Config::load(config.as_deref(), std::env::vars())?;
             let stdout = io::stdout().lock();
@@ -106,6 +156,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             start,
             bad_ratio,
             output,
+            brokers,
+            topic,
+            rate,
         } => {
             let mut cfg = engauge_gen::GenConfig {
                 events,
@@ -119,7 +172,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cfg.start = engauge_codec::parse_rfc3339(&start)
                     .with_context(|| format!("--start {start:?} is not an RFC 3339 time"))?;
             }
+            if let Some(rate) = rate {
+                if !(rate > 0.0) {
+                    anyhow::bail!("--rate must be positive");
+                }
+                cfg = engauge_gen::GenConfig {
+                    events,
+                    users,
+                    seed,
+                    bad_ratio,
+                    ..engauge_gen::GenConfig::live(now_millis(), rate * 86_400.0)
+                };
+            }
             cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(brokers) = brokers {
+                let sent =
+                    produce::produce(&brokers, &topic, cfg, rate.is_some(), &shutdown_flag()?)?;
+                eprintln!("engauge gen: produced {sent} events to {topic}");
+                return Ok(());
+            }
             let written = match output {
                 Some(path) => {
                     let file = File::create(&path)

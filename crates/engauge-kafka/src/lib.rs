@@ -1,0 +1,23 @@
+//! engauge-kafka: the Kafka edges of the pipeline, knowing nothing of event schemas.
+//!
+//! * [`Source`]: a consumer-group member. Rebalances are handed to the caller as events; on a
+//!   revoke it synchronously commits the last offsets the caller declared safe.
+//! * [`Outbox`]: a producer whose every record is tracked until the broker confirms it, resent on
+//!   failure, so the caller can tell when all effects of the input so far are safe.
+//! * [`CommitPoint`]: what a committed offset means here (rebuild start, processed position,
+//!   published watermark), encoded in the commit's metadata string.
+
+mod commit;
+mod outbox;
+mod settings;
+mod source;
+
+pub use commit::CommitPoint;
+pub use outbox::{OutRecord, Outbox, OutboxError};
+pub use settings::{KafkaSettings, SettingsError};
+pub use source::{Rebalance, Source, SourceError};
+
+pub use rdkafka::consumer::CommitMode;
+pub use rdkafka::error::KafkaError;
+pub use rdkafka::message::{BorrowedMessage, Headers, Message};
+pub use rdkafka::mocking::MockCluster;

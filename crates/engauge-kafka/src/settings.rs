@@ -1,0 +1,87 @@
+//! Connection settings and the librdkafka properties engauge sets, with user pass-through.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+
+/// Where to read and write, and librdkafka properties passed through verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub group_id: String,
+    pub input_topics: Vec<String>,
+    pub snapshot_topic: String,
+    pub dead_letter_topic: String,
+    /// Extra consumer properties (`[kafka.consumer]`), applied last: they win.
+    pub consumer: BTreeMap<String, String>,
+    /// Extra producer properties (`[kafka.producer]`), applied last: they win.
+    pub producer: BTreeMap<String, String>,
+}
+
+/// A property engauge relies on was overridden to a value it cannot work with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kafka.{table}.{key} = {value:?} is not supported: {why}")]
+pub struct SettingsError {
+    pub table: &'static str,
+    pub key: String,
+    pub value: String,
+    pub why: &'static str,
+}
+
+impl KafkaSettings {
+    /// Consumer properties: ours (throughput-minded, manual offset control), then the user's.
+    pub fn consumer_config(&self) -> Result<ClientConfig, SettingsError> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.queue.backoff.ms", "50")
+            .set("queued.max.messages.kbytes", "65536")
+            .set("statistics.interval.ms", "1000")
+            .set("client.id", "engauge");
+        for (k, v) in &self.consumer {
+            let unsupported = match k.as_str() {
+                "enable.auto.commit" | "enable.auto.offset.store" => (v != "false")
+                    .then_some("engauge commits offsets itself once their effects are safe"),
+                "enable.partition.eof" => (v != "true")
+                    .then_some("engauge needs end-of-partition events to tell idle partitions"),
+                _ => None,
+            };
+            if let Some(why) = unsupported {
+                return Err(SettingsError {
+                    table: "consumer",
+                    key: k.clone(),
+                    value: v.clone(),
+                    why,
+                });
+            }
+            c.set(k, v);
+        }
+        Ok(c)
+    }
+
+    /// Producer properties: idempotent, batched, compressed; then the user's.
+    pub fn producer_config(&self) -> Result<ClientConfig, SettingsError> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("client.id", "engauge");
+        for (k, v) in &self.producer {
+            if k == "enable.idempotence" && v != "true" {
+                return Err(SettingsError {
+                    table: "producer",
+                    key: k.clone(),
+                    value: v.clone(),
+                    why: "snapshots and dead letters rely on the idempotent producer",
+                });
+            }
+            c.set(k, v);
+        }
+        Ok(c)
+    }
+}

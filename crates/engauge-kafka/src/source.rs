@@ -1,0 +1,240 @@
+//! The consumer-group member: polling, rebalance hand-off, commits with metadata, lag, health.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, TopicPartitionList as Tpl};
+
+use crate::{CommitPoint, KafkaSettings, SettingsError};
+
+/// A change of assignment, handed to the caller on its next poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebalance {
+    Assigned(Vec<(String, i32)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// State the librdkafka callbacks share with the owner of the consumer.
+#[derive(Default)]
+struct Shared {
+    rebalances: Vec<Rebalance>,
+    /// Offsets the caller declared safe: committed synchronously when partitions are revoked.
+    safe: Option<TopicPartitionList>,
+    /// Consumer lag per (topic, partition) from the latest statistics.
+    lag: HashMap<(String, i32), i64>,
+    /// When the client last reported that no broker answers.
+    brokers_down_at: Option<Instant>,
+}
+
+struct SourceContext {
+    shared: Mutex<Shared>,
+}
+
+impl SourceContext {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        // A poisoned lock only means a callback panicked; the data is plain and still usable.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut shared = self.shared();
+        for (topic, t) in &statistics.topics {
+            for (&partition, p) in &t.partitions {
+                // `consumer_lag` counts from the committed offset, which here is the rebuild
+                // start; the lag that matters is from the application's position.
+                if partition >= 0 && p.app_offset >= 0 && p.hi_offset >= 0 {
+                    let lag = (p.hi_offset - p.app_offset).max(0);
+                    shared.lag.insert((topic.clone(), partition), lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+        {
+            return; // End of partition is information (handled on poll), not an error.
+        }
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+        ) {
+            self.shared().brokers_down_at = Some(Instant::now());
+        }
+        // The reason names brokers and error codes only, never payloads.
+        eprintln!("engauge: kafka consumer error: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            let safe = self.shared().safe.take();
+            if let Some(safe) = safe {
+                // Hand over: the next owner starts from what we know is safe.
+                if let Err(e) = consumer.commit(&safe, CommitMode::Sync) {
+                    eprintln!("engauge: commit on revoke failed: {e}");
+                }
+            }
+            self.shared()
+                .rebalances
+                .push(Rebalance::Revoked(partitions(tpl)));
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
+            self.shared()
+                .rebalances
+                .push(Rebalance::Assigned(partitions(tpl)));
+        }
+    }
+}
+
+/// A consumer-group member subscribed to the input topics.
+pub struct Source {
+    consumer: BaseConsumer<SourceContext>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source").finish_non_exhaustive()
+    }
+}
+
+impl Source {
+    pub fn new(settings: &KafkaSettings) -> Result<Source, SourceError> {
+        let consumer: BaseConsumer<SourceContext> = settings
+            .consumer_config()?
+            .create_with_context(SourceContext {
+                shared: Mutex::new(Shared::default()),
+            })?;
+        let topics: Vec<&str> = settings.input_topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(Source { consumer })
+    }
+
+    /// The next message, end-of-partition notice (`Err(PartitionEOF)`) or error.
+    pub fn poll(&self, timeout: Duration) -> Option<Result<BorrowedMessage<'_>, KafkaError>> {
+        self.consumer.poll(timeout)
+    }
+
+    /// Rebalances that happened during earlier polls, oldest first.
+    pub fn take_rebalances(&self) -> Vec<Rebalance> {
+        std::mem::take(&mut self.consumer.context().shared().rebalances)
+    }
+
+    /// Commit points of `partitions` as stored in the group (`None` where none is engauge's).
+    pub fn committed(
+        &self,
+        partitions: &[(String, i32)],
+        timeout: Duration,
+    ) -> Result<Vec<Option<CommitPoint>>, KafkaError> {
+        let mut tpl = Tpl::new();
+        for (t, p) in partitions {
+            tpl.add_partition(t, *p);
+        }
+        let committed = self.consumer.committed_offsets(tpl, timeout)?;
+        Ok(partitions
+            .iter()
+            .map(|(t, p)| {
+                let e = committed.find_partition(t, *p)?;
+                match e.offset() {
+                    Offset::Offset(o) => CommitPoint::parse(o, e.metadata()),
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
+    fn tpl(points: &[((String, i32), CommitPoint)]) -> Result<TopicPartitionList, KafkaError> {
+        let mut tpl = Tpl::new();
+        for ((t, p), point) in points {
+            tpl.add_partition_offset(t, *p, Offset::Offset(point.rebuild_from))?;
+            if let Some(mut e) = tpl.find_partition(t, *p) {
+                e.set_metadata(point.metadata());
+            }
+        }
+        Ok(tpl)
+    }
+
+    /// Commits these points, and remembers them as what to hand over on a revoke.
+    pub fn commit(
+        &self,
+        points: &[((String, i32), CommitPoint)],
+        mode: CommitMode,
+    ) -> Result<(), KafkaError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let tpl = Self::tpl(points)?;
+        self.consumer.context().shared().safe = Some(tpl.clone());
+        self.consumer.commit(&tpl, mode)
+    }
+
+    /// Stops fetching these partitions (backpressure) or starts again.
+    pub fn pause(&self, partitions: &[(String, i32)], pause: bool) -> Result<(), KafkaError> {
+        let mut tpl = Tpl::new();
+        for (t, p) in partitions {
+            tpl.add_partition(t, *p);
+        }
+        if pause {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        }
+    }
+
+    /// Messages between the application's position and the high watermark, per partition, from
+    /// the latest statistics (partitions not fetched yet are absent).
+    pub fn lag(&self) -> Vec<((String, i32), i64)> {
+        let shared = self.consumer.context().shared();
+        shared.lag.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// When the client last reported that no broker answers.
+    pub fn brokers_down_at(&self) -> Option<Instant> {
+        self.consumer.context().shared().brokers_down_at
+    }
+
+    /// Leaves the group (revoke callbacks run, handing over the safe offsets).
+    pub fn close(self) {
+        self.consumer.unsubscribe();
+        // Poll briefly so the revoke callback runs and the leave is sent.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+                break;
+            }
+            let _ = self.consumer.poll(Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! `engauge run`: Kafka in, engine, snapshots and dead letters out, offsets committed once their
+//! effects are safe. One thread owns the consumer, the engine and the producer; the HTTP server
+//! runs on its own thread and reads shared telemetry.
+//!
+//! Restart and rebalance (SPEC §6): the committed offset of a partition is where its next owner
+//! must start to rebuild the state of every open window instance; its metadata carries how far
+//! the previous owner processed (earlier messages are replay: no dead letters, no counting) and
+//! the watermark up to which it published (those instances are not published again). See
+//! `engauge_kafka::CommitPoint`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use engauge_codec::{DecodeContext, RejectReason, decode_event, encode_snapshot};
+use engauge_core::time::HOUR;
+use engauge_core::{Engine, Ingested, Millis, Snapshot, WatermarkTracker};
+use engauge_kafka::{
+    CommitMode, CommitPoint, Headers, KafkaError, Message, OutRecord, Outbox, Rebalance, Source,
+};
+
+use crate::config::Config;
+use crate::telemetry::Telemetry;
+
+/// Wall clock in milliseconds.
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// Per assigned partition.
+#[derive(Debug)]
+struct PartitionState {
+    /// Dense key of the partition in the watermark tracker.
+    index: i32,
+    /// First offset not processed yet.
+    next: i64,
+    /// Messages before this offset were processed by a previous owner: replay only.
+    replay_until: i64,
+    /// Where this owner started reading (the rebuild start it was handed).
+    started_at: i64,
+    /// Greatest event time seen.
+    max_ts: Option<Millis>,
+    /// Hour of `max_ts` → first offset at which `max_ts` reached that hour.
+    progress: BTreeMap<i64, i64>,
+    paused: bool,
+}
+
+impl PartitionState {
+    fn new(index: i32, start: i64, replay_until: i64) -> Self {
+        PartitionState {
+            index,
+            next: start,
+            replay_until,
+            started_at: start,
+            max_ts: None,
+            progress: BTreeMap::new(),
+            paused: false,
+        }
+    }
+
+    fn saw(&mut self, offset: i64, ts: Millis) {
+        if self.max_ts.is_none_or(|m| ts > m) {
+            let hour = ts.div_euclid(HOUR);
+            if self.max_ts.is_none_or(|m| m.div_euclid(HOUR) < hour) {
+                self.progress.insert(hour, offset);
+            }
+            self.max_ts = Some(ts);
+        }
+    }
+
+    /// The first offset from which every event with time ≥ `needed` is read again. Events are
+    /// found at or after the offset where the partition's greatest event time reached them.
+    fn rebuild_from(&mut self, needed: Millis) -> i64 {
+        let hour = needed.div_euclid(HOUR);
+        // Keep the last entry at or before `hour`; older ones are no longer needed.
+        let keep = self.progress.range(..=hour).next_back().map(|(&h, _)| h);
+        if let Some(keep) = keep {
+            self.progress = self.progress.split_off(&keep);
+        }
+        match self.progress.first_key_value() {
+            Some((&h, &offset)) if h <= hour => offset,
+            _ => self.started_at,
+        }
+    }
+}
+
+/// Everything that lives for one assignment (rebuilt on every rebalance).
+struct Assignment {
+    engine: Engine,
+    tracker: WatermarkTracker,
+    partitions: HashMap<(String, i32), PartitionState>,
+    /// Instances ending at or before this were published by a previous owner.
+    suppress_until: Option<Millis>,
+    /// Watermark up to which snapshots are published (and, after a settle, delivered).
+    published: Option<Millis>,
+}
+
+/// Runs the pipeline until `shutdown` is set. Returns after a graceful stop: fetching stopped,
+/// effects flushed, offsets committed, group left.
+pub fn run(
+    config: &Config,
+    shutdown: Arc<AtomicBool>,
+    telemetry: &Telemetry,
+) -> anyhow::Result<()> {
+    let settings = &config.kafka;
+    let source = Source::new(settings).context("cannot create the Kafka consumer")?;
+    let mut outbox = Outbox::new(settings).context("cannot create the Kafka producer")?;
+    let mut pipeline = Pipeline {
+        config,
+        telemetry,
+        outbox: &mut outbox,
+        assignment: None,
+        snapshots: Vec::new(),
+        encoded: Vec::with_capacity(2048),
+        last_commit: Instant::now(),
+        single_topic: settings.input_topics.len() == 1,
+    };
+    telemetry.set_not_ready("waiting for a partition assignment");
+    let mut last_tick = Instant::now();
+    while !shutdown.load(Ordering::Relaxed) {
+        for rebalance in source.take_rebalances() {
+            pipeline.rebalance(&source, rebalance)?;
+        }
+        match source.poll(Duration::from_millis(20)) {
+            Some(Ok(message)) => pipeline.message(&message),
+            Some(Err(KafkaError::PartitionEOF(partition))) => pipeline.eof(partition),
+            Some(Err(e)) => telemetry.kafka_error(&e),
+            None => {}
+        }
+        if last_tick.elapsed() >= Duration::from_millis(50) {
+            pipeline.tick(&source, now_millis());
+            last_tick = Instant::now();
+        }
+        if pipeline.last_commit.elapsed() >= Duration::from_millis(config.commit_interval as u64) {
+            pipeline.commit(&source, CommitMode::Async);
+        }
+    }
+    // Graceful stop: publish what closed, wait for every delivery, commit, leave the group.
+    pipeline.tick(&source, now_millis());
+    pipeline.commit(&source, CommitMode::Sync);
+    source.close();
+    if !outbox.flush(Duration::from_secs(10)) {
+        eprintln!("engauge: some records were not confirmed before shutdown");
+    }
+    Ok(())
+}
+
+struct Pipeline<'a> {
+    config: &'a Config,
+    telemetry: &'a Telemetry,
+    outbox: &'a mut Outbox,
+    assignment: Option<Assignment>,
+    snapshots: Vec<Snapshot>,
+    encoded: Vec<u8>,
+    last_commit: Instant,
+    single_topic: bool,
+}
+
+impl Pipeline<'_> {
+    fn lookback(&self) -> Millis {
+        let e = &self.config.engine;
+        let longest = e.windows.iter().map(|w| w.length).max().unwrap_or(0);
+        longest + e.session_max + e.session_gap + e.allowed_lateness + e.dedup_horizon
+    }
+
+    fn rebalance(&mut self, source: &Source, rebalance: Rebalance) -> anyhow::Result<()> {
+        match rebalance {
+            Rebalance::Revoked(_) => {
+                // The revoke callback committed the last safe offsets for the next owner.
+                self.assignment = None;
+                self.telemetry
+                    .set_not_ready("partitions revoked, waiting for an assignment");
+            }
+            Rebalance::Assigned(parts) => {
+                let points = source
+                    .committed(&parts, Duration::from_secs(10))
+                    .context("cannot read committed offsets")?;
+                let now = now_millis();
+                let mut tracker = WatermarkTracker::new(
+                    self.config.engine.allowed_lateness,
+                    self.config.idle_timeout,
+                );
+                let mut partitions = HashMap::new();
+                for (index, (part, point)) in parts.iter().zip(&points).enumerate() {
+                    let index = index as i32;
+                    tracker.assign(index, now);
+                    let state = match point {
+                        Some(p) => PartitionState::new(index, p.rebuild_from, p.next),
+                        // No commit of ours: librdkafka's auto.offset.reset decides; nothing
+                        // before it was processed by anyone.
+                        None => PartitionState::new(index, -1, -1),
+                    };
+                    partitions.insert(part.clone(), state);
+                }
+                // Instances up to the furthest published watermark were published already.
+                let suppress = points.iter().flatten().filter_map(|p| p.published).max();
+                self.assignment = Some(Assignment {
+                    engine: Engine::new(self.config.engine.clone())?,
+                    tracker,
+                    partitions,
+                    suppress_until: suppress,
+                    published: suppress,
+                });
+                if parts.is_empty() {
+                    self.telemetry.set_not_ready("no partition assigned");
+                } else {
+                    self.telemetry.set_ready();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn message(&mut self, message: &engauge_kafka::BorrowedMessage<'_>) {
+        let Some(assignment) = self.assignment.as_mut() else {
+            return;
+        };
+        let key = (message.topic().to_owned(), message.partition());
+        let Some(state) = assignment.partitions.get_mut(&key) else {
+            return;
+        };
+        let offset = message.offset();
+        if state.started_at < 0 {
+            state.started_at = offset;
+        }
+        if offset < state.next {
+            return; // Already processed in this assignment: never count twice.
+        }
+        state.next = offset + 1;
+        let replay = offset < state.replay_until;
+        let now = now_millis();
+        let payload = message.payload().unwrap_or(&[]);
+        if !replay {
+            self.telemetry.consumed();
+        }
+        let mut ctx = DecodeContext::new(now);
+        ctx.max_future_skew = self.config.max_future_skew;
+        ctx.max_event_bytes = self.config.max_event_bytes;
+        ctx.scales = self.config.engine.surveys;
+        let rejection = match decode_event(payload, &ctx) {
+            Ok(event) => {
+                state.saw(offset, event.ts);
+                assignment.tracker.observe(state.index, event.ts, now);
+                match assignment.engine.ingest(&event) {
+                    Ingested::TooLate => Some((
+                        RejectReason::TooLate,
+                        "older than every open window instance".to_owned(),
+                    )),
+                    _ => None,
+                }
+            }
+            Err(reject) => Some((reject.reason, reject.message)),
+        };
+        if !replay {
+            match &rejection {
+                None => self.telemetry.decoded(),
+                Some((reason, message_text)) => {
+                    self.telemetry.rejected(reason.as_str());
+                    let mut headers = vec![
+                        (
+                            "engauge.error.reason".to_owned(),
+                            reason.as_str().as_bytes().to_vec(),
+                        ),
+                        (
+                            "engauge.error.message".to_owned(),
+                            message_text.as_bytes().to_vec(),
+                        ),
+                        ("engauge.source.topic".to_owned(), key.0.as_bytes().to_vec()),
+                        (
+                            "engauge.source.partition".to_owned(),
+                            key.1.to_string().into_bytes(),
+                        ),
+                        (
+                            "engauge.source.offset".to_owned(),
+                            offset.to_string().into_bytes(),
+                        ),
+                    ];
+                    if let Some(original) = message.headers() {
+                        for h in original.iter() {
+                            if !h.key.starts_with("engauge.") {
+                                headers.push((h.key.to_owned(), h.value.unwrap_or(&[]).to_vec()));
+                            }
+                        }
+                    }
+                    self.outbox.send(OutRecord {
+                        topic: self.config.kafka.dead_letter_topic.clone(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: payload.to_vec(),
+                        headers,
+                    });
+                    self.telemetry.dead_lettered(reason.as_str());
+                }
+            }
+        }
+    }
+
+    fn eof(&mut self, partition: i32) {
+        // The notice names no topic: trust it only with one input topic.
+        if !self.single_topic {
+            return;
+        }
+        if let Some(a) = self.assignment.as_mut() {
+            if let Some(state) = a.partitions.iter().find(|(k, _)| k.1 == partition) {
+                a.tracker.set_caught_up(state.1.index, true);
+            }
+        }
+    }
+
+    /// Advances the watermark, publishes closed instances, applies backpressure, updates
+    /// telemetry.
+    fn tick(&mut self, source: &Source, now: Millis) {
+        self.outbox.poll(Duration::ZERO);
+        let lag = source.lag();
+        let Some(assignment) = self.assignment.as_mut() else {
+            self.telemetry.kafka_health(source.brokers_down_at());
+            return;
+        };
+        if !self.single_topic {
+            for (part, l) in &lag {
+                if let Some(state) = assignment.partitions.get(part) {
+                    assignment.tracker.set_caught_up(state.index, *l == 0);
+                }
+            }
+        }
+        if let Some(wm) = assignment.tracker.watermark(now) {
+            assignment.engine.advance(wm, &mut self.snapshots);
+        }
+        if !self.snapshots.is_empty() {
+            let emitted_at = now;
+            let mut by_window: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
+            for snap in self.snapshots.drain(..) {
+                let publish = assignment.suppress_until.is_none_or(|s| snap.end > s);
+                if publish {
+                    self.encoded.clear();
+                    encode_snapshot(&snap, emitted_at, &mut self.encoded);
+                    self.outbox.send(OutRecord {
+                        topic: self.config.kafka.snapshot_topic.clone(),
+                        key: Some(snap.key().into_bytes()),
+                        payload: self.encoded.clone(),
+                        headers: Vec::new(),
+                    });
+                    self.telemetry.snapshot_published();
+                }
+                by_window.entry(snap.window.clone()).or_default().push(snap);
+            }
+            // Gauges show the newest instance of each window: keep the last end per window.
+            for (window, snaps) in &mut by_window {
+                let last_end = snaps.last().map_or(0, |s| s.end);
+                snaps.retain(|s| s.end == last_end);
+                self.telemetry.window_closed(window, snaps, last_end);
+            }
+        }
+        if let Some(wm) = assignment.engine.watermark() {
+            assignment.published = Some(assignment.published.map_or(wm, |p| p.max(wm)));
+        }
+        // Backpressure: when too many events wait for the watermark, pause the partitions that
+        // run ahead of it so the ones holding it back get fetched.
+        let stats = assignment.engine.stats();
+        let over = stats.pending_events > self.config.max_pending_events;
+        let under = stats.pending_events < self.config.max_pending_events / 2;
+        let wm = assignment.engine.watermark();
+        for (part, state) in &mut assignment.partitions {
+            let ahead = match (state.max_ts, wm) {
+                (Some(ts), Some(w)) => ts - self.config.engine.allowed_lateness > w,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let pause = over && ahead;
+            if pause && !state.paused || under && state.paused {
+                if source.pause(std::slice::from_ref(part), pause).is_ok() {
+                    state.paused = pause;
+                }
+            }
+        }
+        self.telemetry.engine(&stats, wm, &lag);
+        self.telemetry.kafka_health(source.brokers_down_at());
+    }
+
+    /// Waits until every record sent so far is confirmed, then commits each partition's point.
+    fn commit(&mut self, source: &Source, mode: CommitMode) {
+        self.last_commit = Instant::now();
+        let lookback = self.lookback();
+        let Some(assignment) = self.assignment.as_mut() else {
+            return;
+        };
+        if !self.outbox.settle(Duration::from_secs(5)) {
+            self.telemetry
+                .set_not_ready("snapshot or dead-letter deliveries are not confirmed");
+            return; // Try again next interval; nothing is committed past an unconfirmed effect.
+        }
+        let needed = assignment
+            .engine
+            .watermark()
+            .map_or(Millis::MIN, |wm| wm - lookback);
+        let points: Vec<((String, i32), CommitPoint)> = assignment
+            .partitions
+            .iter_mut()
+            .filter(|(_, s)| s.started_at >= 0)
+            .map(|(part, state)| {
+                let point = CommitPoint {
+                    rebuild_from: state.rebuild_from(needed).min(state.next),
+                    next: state.next.max(state.replay_until),
+                    published: assignment.published,
+                };
+                (part.clone(), point)
+            })
+            .collect();
+        if let Err(e) = source.commit(&points, mode) {
+            self.telemetry.kafka_error(&e);
+        }
+    }
+}
