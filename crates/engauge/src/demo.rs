@@ -124,7 +124,7 @@ fn live_view(
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(250));
         ticks += 1;
-        if ticks % 8 != 0 {
+        if !ticks.is_multiple_of(8) {
             continue;
         }
         let (consumed, rejected, watermark, latest) = telemetry.view();

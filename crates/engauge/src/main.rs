@@ -1,12 +1,5 @@
 //! The engauge command line: `run`, `demo`, `replay` and `gen`.
 
-mod config;
-mod demo;
-mod pipeline;
-mod produce;
-mod replay;
-mod telemetry;
-
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -17,9 +10,10 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
-use crate::pipeline::now_millis;
-use crate::telemetry::Telemetry;
+use engauge::config::Config;
+use engauge::pipeline::{self, now_millis};
+use engauge::telemetry::Telemetry;
+use engauge::{demo, produce, replay};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -173,7 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("--start {start:?} is not an RFC 3339 time"))?;
             }
             if let Some(rate) = rate {
-                if !(rate > 0.0) {
+                if !rate.is_finite() || rate <= 0.0 {
                     anyhow::bail!("--rate must be positive");
                 }
                 cfg = engauge_gen::GenConfig {

@@ -303,10 +303,10 @@ impl Pipeline<'_> {
         if !self.single_topic {
             return;
         }
-        if let Some(a) = self.assignment.as_mut() {
-            if let Some(state) = a.partitions.iter().find(|(k, _)| k.1 == partition) {
-                a.tracker.set_caught_up(state.1.index, true);
-            }
+        if let Some(a) = self.assignment.as_mut()
+            && let Some((_, state)) = a.partitions.iter().find(|(k, _)| k.1 == partition)
+        {
+            a.tracker.set_caught_up(state.index, true);
         }
     }
 
@@ -370,10 +370,10 @@ impl Pipeline<'_> {
                 _ => false,
             };
             let pause = over && ahead;
-            if pause && !state.paused || under && state.paused {
-                if source.pause(std::slice::from_ref(part), pause).is_ok() {
-                    state.paused = pause;
-                }
+            if (pause && !state.paused || under && state.paused)
+                && source.pause(std::slice::from_ref(part), pause).is_ok()
+            {
+                state.paused = pause;
             }
         }
         self.telemetry.engine(&stats, wm, &lag);

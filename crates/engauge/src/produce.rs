@@ -33,13 +33,11 @@ pub fn produce(
     let mut sent = 0u64;
     let mut line = Vec::with_capacity(1024);
     while !shutdown.load(Ordering::Relaxed) {
-        if paced {
-            if let Some(at) = generator.peek_time() {
-                let wait = at - now_millis();
-                if wait > 0 {
-                    outbox.poll(Duration::from_millis(wait.min(200) as u64));
-                    continue;
-                }
+        if paced && let Some(at) = generator.peek_time() {
+            let wait = at - now_millis();
+            if wait > 0 {
+                outbox.poll(Duration::from_millis(wait.min(200) as u64));
+                continue;
             }
         }
         let Some(event) = generator.next_event() else {
@@ -54,7 +52,7 @@ pub fn produce(
             headers: Vec::new(),
         });
         sent += 1;
-        if sent % 1024 == 0 {
+        if sent.is_multiple_of(1024) {
             outbox.poll(Duration::ZERO);
         }
     }

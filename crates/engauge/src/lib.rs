@@ -1,0 +1,9 @@
+//! engauge as a library: configuration, the Kafka pipeline (`run`), the demo, replay and the
+//! generator-to-Kafka producer. The `engauge` binary is a thin command line over these.
+
+pub mod config;
+pub mod demo;
+pub mod pipeline;
+pub mod produce;
+pub mod replay;
+pub mod telemetry;

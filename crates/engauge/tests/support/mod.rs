@@ -1,0 +1,237 @@
+//! Test support: an in-process Kafka (librdkafka's mock cluster) on its own thread, a pipeline
+//! running in a thread, and readers for the output topics.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use engauge::config::Config;
+use engauge::telemetry::Telemetry;
+use engauge_codec::SnapshotRecord;
+use engauge_core::WindowSpec;
+use engauge_core::time::{DAY, HOUR};
+use engauge_kafka::MockCluster;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+pub const INPUT: &str = "events";
+pub const SNAPSHOTS: &str = "engauge.snapshots";
+pub const DEAD_LETTERS: &str = "engauge.dead-letter";
+
+enum Command {
+    BrokerDown,
+    BrokerUp,
+    Stop,
+}
+
+/// A mock cluster living on its own thread (it is not `Send`).
+pub struct Cluster {
+    pub bootstrap: String,
+    commands: mpsc::Sender<(Command, mpsc::Sender<()>)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Cluster {
+    pub fn start(partitions: i32) -> Cluster {
+        let (boot_tx, boot_rx) = mpsc::channel();
+        let (cmd_tx, cmd_rx) = mpsc::channel::<(Command, mpsc::Sender<()>)>();
+        let thread = thread::spawn(move || {
+            let cluster = MockCluster::new(1).expect("mock cluster starts");
+            cluster.create_topic(INPUT, partitions, 1).expect("topic");
+            cluster.create_topic(SNAPSHOTS, 1, 1).expect("topic");
+            cluster.create_topic(DEAD_LETTERS, 1, 1).expect("topic");
+            boot_tx.send(cluster.bootstrap_servers()).expect("send");
+            while let Ok((command, done)) = cmd_rx.recv() {
+                match command {
+                    Command::BrokerDown => cluster.broker_down(1).expect("broker down"),
+                    Command::BrokerUp => cluster.broker_up(1).expect("broker up"),
+                    Command::Stop => break,
+                }
+                let _ = done.send(());
+            }
+        });
+        Cluster {
+            bootstrap: boot_rx.recv().expect("bootstrap"),
+            commands: cmd_tx,
+            thread: Some(thread),
+        }
+    }
+
+    fn send(&self, command: Command) {
+        let (tx, rx) = mpsc::channel();
+        self.commands
+            .send((command, tx))
+            .expect("cluster thread alive");
+        let _ = rx.recv();
+    }
+
+    pub fn broker_down(&self) {
+        self.send(Command::BrokerDown);
+    }
+
+    pub fn broker_up(&self) {
+        self.send(Command::BrokerUp);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let (tx, _rx) = mpsc::channel();
+        let _ = self.commands.send((Command::Stop, tx));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A small, fast configuration: coarse slides keep the number of snapshots small.
+pub fn config(bootstrap: &str, group: &str) -> Config {
+    let mut config = Config::default();
+    config.engine.windows = vec![
+        WindowSpec::new("1d", DAY, 6 * HOUR),
+        WindowSpec::new("7d", 7 * DAY, DAY),
+        WindowSpec::new("30d", 30 * DAY, DAY),
+    ];
+    config.engine.segments.sets = vec![vec![], vec!["plan".into()]];
+    config.idle_timeout = 1_000;
+    config.commit_interval = 200;
+    config.kafka.brokers = bootstrap.to_owned();
+    config.kafka.group_id = group.to_owned();
+    config.kafka.input_topics = vec![INPUT.to_owned()];
+    config.kafka.snapshot_topic = SNAPSHOTS.to_owned();
+    config.kafka.dead_letter_topic = DEAD_LETTERS.to_owned();
+    config
+        .kafka
+        .consumer
+        .insert("session.timeout.ms".into(), "6000".into());
+    config
+}
+
+/// A pipeline running on its own thread.
+pub struct Running {
+    pub telemetry: Arc<Telemetry>,
+    shutdown: Arc<AtomicBool>,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    pub fn start(config: Config) -> Running {
+        let telemetry = Arc::new(Telemetry::new().expect("telemetry"));
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let (t, s) = (Arc::clone(&telemetry), Arc::clone(&shutdown));
+        let thread = thread::spawn(move || engauge::pipeline::run(&config, s, &t));
+        Running {
+            telemetry,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits (bounded) until `done` holds, failing with `what` otherwise.
+    pub fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&Telemetry) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done(&self.telemetry) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if let Some(t) = &self.thread {
+                assert!(
+                    !t.is_finished(),
+                    "the pipeline stopped while waiting for {what}"
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Graceful stop; the pipeline must end without error.
+    pub fn stop(mut self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join()
+                .expect("pipeline thread")
+                .expect("pipeline ends cleanly");
+        }
+    }
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Reads every record of a topic (all partitions, from the beginning) until `idle` passes with
+/// nothing new.
+pub fn read_topic(bootstrap: &str, topic: &str, idle: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < idle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or(&[])).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Record {
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().unwrap_or(&[]).to_vec(),
+                headers,
+            });
+            last = Instant::now();
+        }
+    }
+    out
+}
+
+/// Snapshots keyed by (window, end, key), minus the fields that depend on when they were made.
+pub fn by_instance(
+    lines: impl IntoIterator<Item = Vec<u8>>,
+) -> BTreeMap<(String, i64, String), SnapshotRecord> {
+    let mut map = BTreeMap::new();
+    for line in lines {
+        let mut r = SnapshotRecord::from_json(&line).expect("snapshot decodes to the SPEC schema");
+        let snap = r.to_snapshot();
+        r.watermark = 0;
+        r.emitted_at = 0;
+        let previous = map.insert((snap.window.clone(), snap.end, snap.key()), r);
+        assert!(
+            previous.is_none(),
+            "instance {} {} published twice",
+            snap.key(),
+            snap.end
+        );
+    }
+    map
+}
