@@ -2,8 +2,8 @@
 //!
 //! * [`Source`]: a consumer-group member. Rebalances are handed to the caller as events; on a
 //!   revoke it synchronously commits the last offsets the caller declared safe.
-//! * [`Outbox`]: a producer whose every record is tracked until the broker confirms it, resent on
-//!   failure, so the caller can tell when all effects of the input so far are safe.
+//! * [`Outbox`]: a producer that counts records until the broker confirms them, so the caller can
+//!   tell when all effects of the input so far are safe (and stops if one failed for good).
 //! * [`CommitPoint`]: what a committed offset means here (rebuild start, processed position,
 //!   published watermark), encoded in the commit's metadata string.
 
@@ -13,7 +13,7 @@ mod settings;
 mod source;
 
 pub use commit::CommitPoint;
-pub use outbox::{OutRecord, Outbox, OutboxError};
+pub use outbox::{DeliveryFailed, OutRecord, Outbox, OutboxError};
 pub use settings::{KafkaSettings, SettingsError};
 pub use source::{Rebalance, Source, SourceError};
 

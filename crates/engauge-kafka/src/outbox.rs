@@ -1,8 +1,11 @@
-//! A producer whose records are tracked until delivered: the caller can wait until every effect
-//! so far is safe before committing input offsets. Failed deliveries are sent again.
+//! A producer whose records are counted until delivered: the caller can wait until every effect
+//! so far is safe before committing input offsets. librdkafka's idempotent producer retries
+//! transient failures itself (for `message.timeout.ms`); a record it finally gives up on makes
+//! the outbox *failed*, and the caller must not commit past it (it stops, and the at-least-once
+//! restart re-reads and republishes).
 
-use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
@@ -21,9 +24,12 @@ pub struct OutRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+#[derive(Default)]
 struct OutboxContext {
-    /// (sequence, error) of deliveries completed since the last drain.
-    done: Mutex<Vec<(u64, Option<KafkaError>)>>,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    /// The last delivery error, for the caller's message.
+    last_error: Mutex<Option<KafkaError>>,
 }
 
 impl ClientContext for OutboxContext {
@@ -33,60 +39,52 @@ impl ClientContext for OutboxContext {
 }
 
 impl ProducerContext for OutboxContext {
-    type DeliveryOpaque = Box<u64>;
+    type DeliveryOpaque = ();
 
-    fn delivery(&self, result: &DeliveryResult<'_>, seq: Self::DeliveryOpaque) {
-        let error = result.as_ref().err().map(|(e, _)| e.clone());
-        self.done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((*seq, error));
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => self.delivered.fetch_add(1, Ordering::Relaxed),
+            Err((e, _)) => {
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                self.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
     }
 }
 
-/// Tracked producer. Not `Sync`: one pipeline thread owns it and polls it.
+/// Counting producer. One pipeline thread owns it and polls it.
 pub struct Outbox {
     producer: BaseProducer<OutboxContext>,
-    inflight: HashMap<u64, OutRecord>,
-    next_seq: u64,
-    delivered: u64,
-    failures: u64,
+    sent: u64,
 }
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
-            .field("inflight", &self.inflight.len())
+            .field("inflight", &self.inflight())
             .finish_non_exhaustive()
     }
+}
+
+/// A record librdkafka gave up on: effects after it are not safe to commit.
+#[derive(Debug, thiserror::Error)]
+#[error("a record could not be delivered ({failed} in all): {last}")]
+pub struct DeliveryFailed {
+    pub failed: u64,
+    pub last: String,
 }
 
 impl Outbox {
     pub fn new(settings: &KafkaSettings) -> Result<Outbox, OutboxError> {
         let producer = settings
             .producer_config()?
-            .create_with_context(OutboxContext {
-                done: Mutex::new(Vec::new()),
-            })?;
-        Ok(Outbox {
-            producer,
-            inflight: HashMap::new(),
-            next_seq: 0,
-            delivered: 0,
-            failures: 0,
-        })
+            .create_with_context(OutboxContext::default())?;
+        Ok(Outbox { producer, sent: 0 })
     }
 
     /// Queues a record; when librdkafka's queue is full, polls until there is room
     /// (backpressure instead of an unbounded buffer).
-    pub fn send(&mut self, record: OutRecord) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.enqueue(seq, &record);
-        self.inflight.insert(seq, record);
-    }
-
-    fn enqueue(&mut self, seq: u64, record: &OutRecord) {
+    pub fn send(&mut self, record: &OutRecord) {
         loop {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (k, v) in &record.headers {
@@ -95,91 +93,88 @@ impl Outbox {
                     value: Some(v),
                 });
             }
-            let mut r: BaseRecord<'_, [u8], [u8], Box<u64>> =
-                BaseRecord::with_opaque_to(&record.topic, Box::new(seq))
-                    .payload(&record.payload[..])
-                    .headers(headers);
+            let mut r: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&record.topic)
+                .payload(&record.payload[..])
+                .headers(headers);
             if let Some(key) = &record.key {
                 r = r.key(&key[..]);
             }
             match self.producer.send(r) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.sent += 1;
+                    return;
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.poll(Duration::from_millis(20));
+                    self.producer.poll(Duration::from_millis(20));
                 }
                 Err((e, _)) => {
-                    // Not retriable at enqueue (e.g. message too large): count it and keep the
-                    // record in flight so the caller never commits past it silently.
-                    self.failures += 1;
-                    eprintln!("engauge: cannot produce to {}: {e}", record.topic);
-                    self.poll(Duration::from_millis(200));
+                    // Refused at enqueue (e.g. larger than message.max.bytes): a failed effect.
+                    let ctx = self.producer.context();
+                    *ctx.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    ctx.failed.fetch_add(1, Ordering::Relaxed);
+                    self.sent += 1;
                     return;
                 }
             }
         }
     }
 
-    /// Serves delivery reports; failed records are sent again.
+    /// Serves delivery reports.
     pub fn poll(&mut self, timeout: Duration) {
         self.producer.poll(timeout);
-        let done = std::mem::take(
-            &mut *self
-                .producer
-                .context()
-                .done
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        for (seq, error) in done {
-            match error {
-                None => {
-                    self.inflight.remove(&seq);
-                    self.delivered += 1;
-                }
-                Some(e) => {
-                    self.failures += 1;
-                    eprintln!("engauge: delivery failed, sending again: {e}");
-                    if let Some(record) = self.inflight.remove(&seq) {
-                        self.send(record);
-                    }
-                }
-            }
-        }
     }
 
-    /// Waits until every record sent so far is delivered; `false` on timeout.
-    pub fn settle(&mut self, timeout: Duration) -> bool {
+    fn done(&self) -> (u64, u64) {
+        let ctx = self.producer.context();
+        (
+            ctx.delivered.load(Ordering::Relaxed),
+            ctx.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Records sent and not yet reported.
+    pub fn inflight(&self) -> u64 {
+        let (delivered, failed) = self.done();
+        self.sent - delivered - failed
+    }
+
+    /// Waits until every record sent so far is reported: `Ok(true)` when all were delivered,
+    /// `Ok(false)` on timeout, `Err` once any record failed for good.
+    pub fn settle(&mut self, timeout: Duration) -> Result<bool, DeliveryFailed> {
         let deadline = Instant::now() + timeout;
         loop {
-            self.poll(Duration::ZERO);
-            if self.inflight.is_empty() {
-                return true;
+            self.producer.poll(Duration::ZERO);
+            let (_, failed) = self.done();
+            if failed > 0 {
+                let last = self
+                    .producer
+                    .context()
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .map_or_else(String::new, ToString::to_string);
+                return Err(DeliveryFailed { failed, last });
+            }
+            if self.inflight() == 0 {
+                return Ok(true);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return false;
+                return Ok(false);
             }
-            self.poll(left.min(Duration::from_millis(10)));
+            self.producer.poll(left.min(Duration::from_millis(10)));
         }
     }
 
-    pub fn inflight(&self) -> usize {
-        self.inflight.len()
-    }
-
     pub fn delivered(&self) -> u64 {
-        self.delivered
+        self.done().0
     }
 
-    pub fn failures(&self) -> u64 {
-        self.failures
-    }
-
-    /// Flushes librdkafka's own queue (on shutdown).
+    /// Flushes librdkafka's queue (on shutdown); `true` when everything was delivered.
     pub fn flush(&mut self, timeout: Duration) -> bool {
         let ok = self.producer.flush(timeout).is_ok();
-        self.poll(Duration::ZERO);
-        ok && self.inflight.is_empty()
+        ok && self.inflight() == 0 && self.done().1 == 0
     }
 }
 

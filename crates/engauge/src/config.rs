@@ -154,8 +154,8 @@ struct RawKafka {
     dead_letter_topic: String,
     commit_interval: Duration,
     max_pending_events: u64,
-    consumer: BTreeMap<String, String>,
-    producer: BTreeMap<String, String>,
+    consumer: BTreeMap<String, toml::Value>,
+    producer: BTreeMap<String, toml::Value>,
 }
 
 impl Default for RawKafka {
@@ -335,14 +335,27 @@ impl Config {
                 raw.http.listen
             )
         })?;
+        let passthrough = |table: &str, map: BTreeMap<String, toml::Value>| {
+            map.into_iter()
+                .map(|(k, v)| match v {
+                    toml::Value::String(s) => Ok((k, s)),
+                    toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
+                        Ok((k, v.to_string()))
+                    }
+                    _ => Err(anyhow::anyhow!(
+                        "kafka.{table}.{k}: librdkafka properties are strings, numbers or booleans"
+                    )),
+                })
+                .collect::<anyhow::Result<BTreeMap<String, String>>>()
+        };
         let kafka = engauge_kafka::KafkaSettings {
             brokers: k.brokers,
             group_id: k.group_id,
             input_topics: k.input_topics,
             snapshot_topic: k.snapshot_topic,
             dead_letter_topic: k.dead_letter_topic,
-            consumer: k.consumer,
-            producer: k.producer,
+            consumer: passthrough("consumer", k.consumer)?,
+            producer: passthrough("producer", k.producer)?,
         };
         kafka.consumer_config()?;
         kafka.producer_config()?;
@@ -430,11 +443,16 @@ mod tests {
                 "ENGAUGE__SEGMENTS__SETS".to_owned(),
                 r#"[[], ["region"]]"#.to_owned(),
             ),
+            (
+                "ENGAUGE__KAFKA__CONSUMER__FETCH.WAIT.MAX.MS".to_owned(),
+                "10".to_owned(),
+            ),
             ("OTHER".to_owned(), "x".to_owned()),
         ];
         let cfg = Config::load(None, env).expect("valid");
         assert_eq!(cfg.engine.allowed_lateness, 5 * 60_000);
         assert_eq!(cfg.engine.segments.max_values, 7);
+        assert_eq!(cfg.kafka.consumer["fetch.wait.max.ms"], "10");
         assert_eq!(
             cfg.engine.segments.sets,
             vec![vec![], vec!["region".to_owned()]]

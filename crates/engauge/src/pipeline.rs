@@ -115,7 +115,12 @@ pub fn run(
         outbox: &mut outbox,
         assignment: None,
         snapshots: Vec::new(),
-        encoded: Vec::with_capacity(2048),
+        snapshot_record: OutRecord {
+            topic: settings.snapshot_topic.clone(),
+            key: Some(Vec::with_capacity(64)),
+            payload: Vec::with_capacity(2048),
+            headers: vec![("engauge.member".to_owned(), member_id().into_bytes())],
+        },
         last_commit: Instant::now(),
         single_topic: settings.input_topics.len() == 1,
     };
@@ -136,12 +141,12 @@ pub fn run(
             last_tick = Instant::now();
         }
         if pipeline.last_commit.elapsed() >= Duration::from_millis(config.commit_interval as u64) {
-            pipeline.commit(&source, CommitMode::Async);
+            pipeline.commit(&source, CommitMode::Async)?;
         }
     }
     // Graceful stop: publish what closed, wait for every delivery, commit, leave the group.
     pipeline.tick(&source, now_millis());
-    pipeline.commit(&source, CommitMode::Sync);
+    pipeline.commit(&source, CommitMode::Sync)?;
     source.close();
     if !outbox.flush(Duration::from_secs(10)) {
         eprintln!("engauge: some records were not confirmed before shutdown");
@@ -155,7 +160,9 @@ struct Pipeline<'a> {
     outbox: &'a mut Outbox,
     assignment: Option<Assignment>,
     snapshots: Vec<Snapshot>,
-    encoded: Vec<u8>,
+    /// Reused for every snapshot; its header `engauge.member` tells this process's snapshots
+    /// apart when several run.
+    snapshot_record: OutRecord,
     last_commit: Instant,
     single_topic: bool,
 }
@@ -286,7 +293,7 @@ impl Pipeline<'_> {
                             }
                         }
                     }
-                    self.outbox.send(OutRecord {
+                    self.outbox.send(&OutRecord {
                         topic: self.config.kafka.dead_letter_topic.clone(),
                         key: message.key().map(<[u8]>::to_vec),
                         payload: payload.to_vec(),
@@ -335,14 +342,13 @@ impl Pipeline<'_> {
             for snap in self.snapshots.drain(..) {
                 let publish = assignment.suppress_until.is_none_or(|s| snap.end > s);
                 if publish {
-                    self.encoded.clear();
-                    encode_snapshot(&snap, emitted_at, &mut self.encoded);
-                    self.outbox.send(OutRecord {
-                        topic: self.config.kafka.snapshot_topic.clone(),
-                        key: Some(snap.key().into_bytes()),
-                        payload: self.encoded.clone(),
-                        headers: Vec::new(),
-                    });
+                    let record = &mut self.snapshot_record;
+                    record.payload.clear();
+                    encode_snapshot(&snap, emitted_at, &mut record.payload);
+                    let key = record.key.get_or_insert_with(Vec::new);
+                    key.clear();
+                    key.extend_from_slice(snap.key().as_bytes());
+                    self.outbox.send(record);
                     self.telemetry.snapshot_published();
                 }
                 by_window.entry(snap.window.clone()).or_default().push(snap);
@@ -381,16 +387,22 @@ impl Pipeline<'_> {
     }
 
     /// Waits until every record sent so far is confirmed, then commits each partition's point.
-    fn commit(&mut self, source: &Source, mode: CommitMode) {
+    /// A record the producer gave up on is an error: nothing past it may be committed, so the
+    /// pipeline stops and a restart re-reads from the last commit (at least once).
+    fn commit(&mut self, source: &Source, mode: CommitMode) -> anyhow::Result<()> {
         self.last_commit = Instant::now();
         let lookback = self.lookback();
         let Some(assignment) = self.assignment.as_mut() else {
-            return;
+            return Ok(());
         };
-        if !self.outbox.settle(Duration::from_secs(5)) {
+        let settled = self
+            .outbox
+            .settle(Duration::from_secs(5))
+            .context("stopping: an effect could not be delivered")?;
+        if !settled {
             self.telemetry
                 .set_not_ready("snapshot or dead-letter deliveries are not confirmed");
-            return; // Try again next interval; nothing is committed past an unconfirmed effect.
+            return Ok(()); // Try again next interval; nothing is committed past an unconfirmed effect.
         }
         let needed = assignment
             .engine
@@ -412,5 +424,17 @@ impl Pipeline<'_> {
         if let Err(e) = source.commit(&points, mode) {
             self.telemetry.kafka_error(&e);
         }
+        Ok(())
     }
+}
+
+/// A process-unique member id: pid and start time (no host name or user data).
+fn member_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        now_millis(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -31,7 +31,12 @@ pub fn produce(
     let mut outbox = Outbox::new(&settings)?;
     let mut generator = Generator::new(cfg);
     let mut sent = 0u64;
-    let mut line = Vec::with_capacity(1024);
+    let mut record = OutRecord {
+        topic: topic.to_owned(),
+        key: None,
+        payload: Vec::with_capacity(1024),
+        headers: Vec::new(),
+    };
     while !shutdown.load(Ordering::Relaxed) {
         if paced && let Some(at) = generator.peek_time() {
             let wait = at - now_millis();
@@ -43,14 +48,10 @@ pub fn produce(
         let Some(event) = generator.next_event() else {
             break;
         };
-        line.clear();
-        event.encode_into(&mut line);
-        outbox.send(OutRecord {
-            topic: topic.to_owned(),
-            key: Some(user_id(event.user_index()).into_bytes()),
-            payload: line.clone(),
-            headers: Vec::new(),
-        });
+        record.payload.clear();
+        event.encode_into(&mut record.payload);
+        record.key = Some(user_id(event.user_index()).into_bytes());
+        outbox.send(&record);
         sent += 1;
         if sent.is_multiple_of(1024) {
             outbox.poll(Duration::ZERO);

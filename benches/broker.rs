@@ -1,0 +1,340 @@
+//! Pipeline throughput against a real broker (tansu), per CPU-second, with the measured process
+//! pinned to core 1 and the broker to core 0; window close → snapshot visible latency; `/metrics`
+//! render time on a live pipeline.
+//!
+//! Prerequisites: `scripts/setup-test-deps` (tansu) and `cargo build --release -p engauge`.
+//! Run: `taskset -c 1 cargo bench -p engauge-benches --bench broker`
+//! Environment: `EVENTS` (default 1 500 000), `DAYS` of event time they span (default 35).
+
+#![allow(clippy::print_stdout)] // A harness reports on stdout.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of a process (`self` or a pid).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_owned())
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// The KPI fields a consumer of this data must read: what the floor parses.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct Parsed<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    user_id: &'a str,
+    ts: serde_json::Value,
+    session_id: Option<&'a str>,
+    attrs: Option<std::collections::BTreeMap<&'a str, &'a str>>,
+    feature: Option<&'a str>,
+    survey: Option<&'a str>,
+    score: Option<i64>,
+    amount: Option<f64>,
+}
+
+fn main() {
+    let events: u64 = std::env::var("EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_500_000);
+    let days: i64 = std::env::var("DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(35);
+    let tansu = root().join(".cache/test-deps/tansu");
+    let engauge = root().join("target/release/engauge");
+    assert!(tansu.exists(), "run scripts/setup-test-deps");
+    assert!(engauge.exists(), "run cargo build --release -p engauge");
+
+    let kport = free_port();
+    let bootstrap = format!("127.0.0.1:{kport}");
+    let url = format!("tcp://{bootstrap}");
+    let _broker = Proc(
+        Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&bootstrap).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (topic, partitions) in [
+        ("events", "4"),
+        ("engauge.snapshots", "1"),
+        ("engauge.dead-letter", "1"),
+    ] {
+        let ok = Command::new(&tansu)
+            .args([
+                "topic",
+                "create",
+                "--broker",
+                &url,
+                "--partitions",
+                partitions,
+                topic,
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "create {topic}");
+    }
+
+    // Load: generated events, event time ending now, produced by engauge gen.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let start = engauge_core::time::format_rfc3339(now - days * engauge_core::time::DAY);
+    let t0 = Instant::now();
+    let status = Command::new(&engauge)
+        .args([
+            "gen",
+            "--brokers",
+            &bootstrap,
+            "--topic",
+            "events",
+            "--users",
+            "200000",
+        ])
+        .args(["--days", &days.to_string()])
+        .args(["--events", &events.to_string(), "--start", &start])
+        .stderr(Stdio::null())
+        .status()
+        .expect("engauge gen");
+    assert!(status.success());
+    eprintln!(
+        "loaded {events} events in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Floor: a plain rdkafka consumer draining and parsing the topic.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "floor")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition_offset("events", p, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let (cpu0, wall0) = (cpu_seconds("self"), Instant::now());
+    let (mut n, mut parsed) = (0u64, 0u64);
+    while n < events {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            n += 1;
+            if serde_json::from_slice::<Parsed<'_>>(m.payload().unwrap_or(&[])).is_ok() {
+                parsed += 1;
+            }
+        }
+        assert!(
+            wall0.elapsed() < Duration::from_secs(600),
+            "floor drain stalled at {n}"
+        );
+    }
+    let floor_cpu = cpu_seconds("self") - cpu0;
+    let floor_wall = wall0.elapsed().as_secs_f64();
+    drop(consumer);
+
+    // engauge run from the beginning, default configuration, pinned to core 1.
+    let hport = free_port();
+    let mut child = Proc(
+        Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(&engauge)
+            .arg("run")
+            .env("ENGAUGE__KAFKA__BROKERS", &bootstrap)
+            .env("ENGAUGE__KAFKA__GROUP_ID", "bench")
+            .env("ENGAUGE__KAFKA__CONSUMER__FETCH.WAIT.MAX.MS", "10")
+            .env("ENGAUGE__HTTP__LISTEN", format!("127.0.0.1:{hport}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("engauge run"),
+    );
+    let pid = child.0.id().to_string();
+    let wall0 = Instant::now();
+    let mut first: Option<(f64, Instant)> = None;
+    loop {
+        assert!(
+            child.0.try_wait().ok().flatten().is_none(),
+            "engauge exited"
+        );
+        assert!(
+            wall0.elapsed() < Duration::from_secs(900),
+            "engauge did not finish"
+        );
+        let consumed = http_get(hport, "/metrics")
+            .and_then(|t| metric(&t, "engauge_events_consumed_total"))
+            .unwrap_or(0.0) as u64;
+        if consumed > 0 && first.is_none() {
+            first = Some((cpu_seconds(&pid), Instant::now()));
+        }
+        if consumed >= events {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (cpu_first, wall_first) = first.expect("started");
+    let engauge_cpu = cpu_seconds(&pid) - cpu_first;
+    let engauge_wall = wall_first.elapsed().as_secs_f64();
+    let snapshots = http_get(hport, "/metrics")
+        .and_then(|t| metric(&t, "engauge_snapshots_published_total"))
+        .unwrap_or(0.0);
+
+    // /metrics render time on the live pipeline.
+    let mut renders: Vec<f64> = (0..50)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = http_get(hport, "/metrics");
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    renders.sort_by(f64::total_cmp);
+
+    // Close → visible: live traffic; snapshots read back as they arrive vs their emitted_at.
+    let live = Proc(
+        Command::new(&engauge)
+            .args([
+                "gen",
+                "--brokers",
+                &bootstrap,
+                "--topic",
+                "events",
+                "--rate",
+                "500",
+                "--events",
+                "100000000",
+                "--users",
+                "200000",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("live traffic"),
+    );
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "latency")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("engauge.snapshots", 0, Offset::End)
+        .expect("tpl");
+    reader.assign(&tpl).expect("assign");
+    let mut delays = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(150) && delays.len() < 400 {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) {
+            let seen = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            if let Ok(r) = engauge_codec::SnapshotRecord::from_json(m.payload().unwrap_or(&[])) {
+                delays.push((seen - r.emitted_at) as f64);
+            }
+        }
+    }
+    drop(live);
+    delays.sort_by(f64::total_cmp);
+    let pct = |v: &[f64], q: f64| {
+        v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| events in a 4-partition tansu topic | {events} over {days} days ({parsed} parsed by the floor) |"
+    );
+    println!("| snapshots published while processing them | {snapshots} |");
+    println!(
+        "| floor: plain rdkafka drain + serde_json parse | {:.0} events/CPU-s ({floor_cpu:.2} CPU-s, {floor_wall:.1} s wall) |",
+        events as f64 / floor_cpu
+    );
+    println!(
+        "| engauge run, default config, from the beginning | {:.0} events/CPU-s ({engauge_cpu:.2} CPU-s, {engauge_wall:.1} s wall) |",
+        events as f64 / engauge_cpu
+    );
+    println!(
+        "| engauge / floor | {:.2} |",
+        (events as f64 / engauge_cpu) / (events as f64 / floor_cpu)
+    );
+    println!(
+        "| /metrics over HTTP (p50 / p99 of 50) | {:.2} ms / {:.2} ms |",
+        pct(&renders, 0.5),
+        pct(&renders, 0.99)
+    );
+    println!(
+        "| window close → snapshot visible to a consumer ({} snapshots) | p50 {:.0} ms, p99 {:.0} ms |",
+        delays.len(),
+        pct(&delays, 0.5),
+        pct(&delays, 0.99)
+    );
+}
