@@ -1,5 +1,6 @@
-//! Micro-benchmarks of the codec's hot paths: decoding realistic native JSON events and encoding
-//! snapshots. Run with `cargo bench -p engauge-codec --bench decode`.
+//! Micro-benchmarks of the codec's hot paths: decoding realistic native JSON events (by the fast
+//! path, by the serde path, and falling back late) and encoding snapshots. Run with
+//! `cargo bench -p engauge-codec --bench decode`.
 
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{Bencher, black_box};
@@ -102,12 +103,29 @@ fn realistic_events() -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[divan::bench]
-fn decode_stream(bencher: Bencher) {
-    let events = realistic_events();
+/// The realistic stream, each event with an unknown member holding a `\u` escape, which the fast
+/// path leaves to serde: inserted first, the fast path gives up at once and this measures the
+/// serde path; inserted last, it gives up only at the end (the worst case of a fallback).
+fn with_escape(events: Vec<Vec<u8>>, first: bool) -> Vec<Vec<u8>> {
+    const MEMBER: &[u8] = br#""trace":"\u0041""#;
+    events
+        .into_iter()
+        .map(|e| {
+            let (head, tail) = if first {
+                e.split_at(1)
+            } else {
+                e.split_at(e.len() - 1)
+            };
+            let (before, after): (&[u8], &[u8]) = if first { (b"", b",") } else { (b",", b"") };
+            [head, before, MEMBER, after, tail].concat()
+        })
+        .collect()
+}
+
+fn bench_stream(bencher: Bencher, events: &[Vec<u8>]) {
     let bytes: usize = events.iter().map(Vec::len).sum();
     let ctx = DecodeContext::new(NOW);
-    for e in &events {
+    for e in events {
         assert!(
             decode_event(e, &ctx).is_ok(),
             "{}",
@@ -118,10 +136,28 @@ fn decode_stream(bencher: Bencher) {
         .counter(ItemsCount::new(events.len()))
         .counter(BytesCount::new(bytes))
         .bench(|| {
-            for e in &events {
+            for e in events {
                 let _ = black_box(decode_event(black_box(e), &ctx));
             }
         });
+}
+
+/// Every event takes the fast path (`event_scan`).
+#[divan::bench]
+fn decode_stream(bencher: Bencher) {
+    bench_stream(bencher, &realistic_events());
+}
+
+/// Every event is decoded by the serde path after the fast path gives up on its first member.
+#[divan::bench]
+fn decode_stream_serde_path(bencher: Bencher) {
+    bench_stream(bencher, &with_escape(realistic_events(), true));
+}
+
+/// Every event is decoded by the serde path after the fast path gives up on its last member.
+#[divan::bench]
+fn decode_stream_late_fallback(bencher: Bencher) {
+    bench_stream(bencher, &with_escape(realistic_events(), false));
 }
 
 /// The floor for any serde_json-based decoder: syntax checking alone, values discarded.

@@ -4,6 +4,8 @@
 //! fails only on syntax; this module then checks each field in a fixed order
 //! (`id`, `type`, `user_id`, `ts`, `session_id`, `attrs`, `comment`, then the fields of the event's
 //! type), so an event with several problems is always refused for the same, first one.
+//! A faster single-pass scanner (`event_scan`) is tried first; it decodes only events the two
+//! passes would accept, to exactly the same [`Event`], and leaves everything else to them.
 //!
 //! Decisions the spec leaves open:
 //! * `null` for an optional field means absent; for a required field it is `missing_field`.
@@ -23,6 +25,7 @@ use engauge_core::time::{DAY, EPOCH_2000, format_duration};
 use engauge_core::{Event, EventKind, Millis, Survey, SurveyScales};
 use smallvec::SmallVec;
 
+use crate::event_scan;
 use crate::raw_event::{self, Field, RawAttrs, RawEvent, Unkept, Value};
 use crate::rfc3339::parse_rfc3339;
 use crate::{Reject, RejectReason};
@@ -30,14 +33,14 @@ use crate::{Reject, RejectReason};
 /// The most `attrs` entries an event may carry.
 pub const MAX_ATTRS: usize = 32;
 /// Byte limits of the string fields.
-const MAX_ID: usize = 128;
-const MAX_TYPE: usize = 64;
-const MAX_USER_ID: usize = 256;
-const MAX_SESSION_ID: usize = 256;
-const MAX_ATTR_KEY: usize = 64;
-const MAX_ATTR_VALUE: usize = 256;
-const MAX_FEATURE: usize = 128;
-const MAX_COMMENT: usize = 8192;
+pub(crate) const MAX_ID: usize = 128;
+pub(crate) const MAX_TYPE: usize = 64;
+pub(crate) const MAX_USER_ID: usize = 256;
+pub(crate) const MAX_SESSION_ID: usize = 256;
+pub(crate) const MAX_ATTR_KEY: usize = 64;
+pub(crate) const MAX_ATTR_VALUE: usize = 256;
+pub(crate) const MAX_FEATURE: usize = 128;
+pub(crate) const MAX_COMMENT: usize = 8192;
 
 /// What decoding needs from outside the message. The codec never reads a clock: `now` is passed
 /// in, which keeps decoding deterministic and testable.
@@ -88,7 +91,31 @@ impl Currency {
 
 /// Decodes and validates one native JSON event. Strings in the result borrow from `bytes`
 /// unless the JSON escaped them.
+///
+/// The common shape of an event is decoded by a hand-written single-pass scanner
+/// (`event_scan`); anything it is not certain about, every invalid event included, is decoded
+/// again by the serde-based path, which therefore alone decides every reject and its message.
 pub fn decode_event<'a>(bytes: &'a [u8], ctx: &DecodeContext) -> Result<Event<'a>, Reject> {
+    // One result, filled in place and returned on every path, so that the event is built right
+    // where the caller receives it rather than copied there.
+    let mut decoded = Ok(event_scan::empty_event());
+    match check_bytes(bytes, ctx) {
+        Err(reject) => decoded = Err(reject),
+        Ok(text) => {
+            let fast = match &mut decoded {
+                Ok(event) => event_scan::decode(text, ctx, event).is_some(),
+                Err(_) => false,
+            };
+            if !fast {
+                decoded = decode_with_serde(text, ctx);
+            }
+        }
+    }
+    decoded
+}
+
+/// The checks on the raw message that come before any parsing: size, then UTF-8.
+pub(crate) fn check_bytes<'a>(bytes: &'a [u8], ctx: &DecodeContext) -> Result<&'a str, Reject> {
     if bytes.len() > ctx.max_event_bytes {
         return Err(Reject::new(
             RejectReason::Oversize,
@@ -99,12 +126,19 @@ pub fn decode_event<'a>(bytes: &'a [u8], ctx: &DecodeContext) -> Result<Event<'a
             ),
         ));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    std::str::from_utf8(bytes).map_err(|e| {
         Reject::new(
             RejectReason::InvalidUtf8,
             format!("invalid utf-8 at byte {}", e.valid_up_to()),
         )
-    })?;
+    })
+}
+
+/// The general path: any JSON, every reject with its reason and message.
+pub(crate) fn decode_with_serde<'a>(
+    text: &'a str,
+    ctx: &DecodeContext,
+) -> Result<Event<'a>, Reject> {
     let mut raw = RawEvent::default();
     match raw_event::read(text, &mut raw) {
         Ok(None) => validate(&mut raw, ctx),
@@ -281,7 +315,7 @@ fn timestamp(value: Option<Value<'_>>, ctx: &DecodeContext) -> Result<Millis, Re
     Ok(ts)
 }
 
-type Attrs<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, str>); 4]>;
+pub(crate) type Attrs<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, str>); 4]>;
 
 fn attrs<'a>(raw: &mut RawAttrs<'a>) -> Result<Attrs<'a>, Reject> {
     match raw.kind {
@@ -422,7 +456,7 @@ fn money(raw: &mut RawEvent<'_>, ctx: &DecodeContext) -> Result<f64, Reject> {
 /// Conversion is specified in a later issue; until then amounts pass through unchanged. This is
 /// the one place a rate table (carried by [`DecodeContext`]) will apply, and where an unknown
 /// currency will be refused.
-fn to_base_currency(
+pub(crate) fn to_base_currency(
     amount: f64,
     _currency: Option<Currency>,
     _ctx: &DecodeContext,

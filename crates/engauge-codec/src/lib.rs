@@ -2,7 +2,8 @@
 //!
 //! * [`decode_event`] turns one native JSON message into a validated [`engauge_core::Event`] that
 //!   borrows from the message, or a [`Reject`] naming why (the reason labels are a stable
-//!   contract shared with metrics and the dead-letter topic).
+//!   contract shared with metrics and the dead-letter topic). A single-pass scanner decodes
+//!   events of the common shape; everything else, every reject included, goes through serde.
 //! * [`encode_snapshot`] writes one [`engauge_core::Snapshot`] as the `engauge.snapshot.v1` JSON
 //!   object, and [`SnapshotRecord`] reads it back.
 //! * [`parse_rfc3339`] is the timestamp parser both use.
@@ -11,6 +12,7 @@
 //! clock enters as [`DecodeContext::now`] and as `emitted_at`.
 
 mod event_json;
+mod event_scan;
 mod raw_event;
 mod reject;
 mod rfc3339;

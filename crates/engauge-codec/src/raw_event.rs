@@ -49,7 +49,7 @@ impl Field {
         }
     }
 
-    fn from_key(key: &str) -> Option<Field> {
+    pub(crate) fn from_key(key: &str) -> Option<Field> {
         Some(match key {
             "id" => Field::Id,
             "type" => Field::Type,
