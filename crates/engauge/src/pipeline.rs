@@ -8,7 +8,7 @@
 //! the watermark up to which it published (those instances are not published again). See
 //! `engauge_kafka::CommitPoint`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -92,7 +92,9 @@ impl PartitionState {
 struct Assignment {
     engine: Engine,
     tracker: WatermarkTracker,
-    partitions: HashMap<(String, i32), PartitionState>,
+    /// Few entries: a vector searched by partition number, then topic, allocates nothing per
+    /// message.
+    partitions: Vec<((String, i32), PartitionState)>,
     /// Instances ending at or before this were published by a previous owner.
     suppress_until: Option<Millis>,
     /// Watermark up to which snapshots are published (and, after a settle, delivered).
@@ -115,6 +117,12 @@ pub fn run(
         outbox: &mut outbox,
         assignment: None,
         snapshots: Vec::new(),
+        decode: DecodeContext {
+            max_future_skew: config.max_future_skew,
+            max_event_bytes: config.max_event_bytes,
+            scales: config.engine.surveys,
+            ..DecodeContext::new(now_millis())
+        },
         snapshot_record: OutRecord {
             topic: settings.snapshot_topic.clone(),
             key: Some(Vec::with_capacity(64)),
@@ -160,6 +168,9 @@ struct Pipeline<'a> {
     outbox: &'a mut Outbox,
     assignment: Option<Assignment>,
     snapshots: Vec<Snapshot>,
+    /// Decoding settings; `now` is refreshed every tick (50 ms), which is all the precision the
+    /// future-skew check and idleness need.
+    decode: DecodeContext,
     /// Reused for every snapshot; its header `engauge.member` tells this process's snapshots
     /// apart when several run.
     snapshot_record: OutRecord,
@@ -191,7 +202,7 @@ impl Pipeline<'_> {
                     self.config.engine.allowed_lateness,
                     self.config.idle_timeout,
                 );
-                let mut partitions = HashMap::new();
+                let mut partitions = Vec::with_capacity(parts.len());
                 for (index, (part, point)) in parts.iter().zip(&points).enumerate() {
                     let index = index as i32;
                     tracker.assign(index, now);
@@ -201,7 +212,7 @@ impl Pipeline<'_> {
                         // before it was processed by anyone.
                         None => PartitionState::new(index, -1, -1),
                     };
-                    partitions.insert(part.clone(), state);
+                    partitions.push((part.clone(), state));
                 }
                 // Instances up to the furthest published watermark were published already.
                 let suppress = points.iter().flatten().filter_map(|p| p.published).max();
@@ -226,8 +237,12 @@ impl Pipeline<'_> {
         let Some(assignment) = self.assignment.as_mut() else {
             return;
         };
-        let key = (message.topic().to_owned(), message.partition());
-        let Some(state) = assignment.partitions.get_mut(&key) else {
+        let (topic, partition) = (message.topic(), message.partition());
+        let Some((key, state)) = assignment
+            .partitions
+            .iter_mut()
+            .find(|((t, p), _)| *p == partition && t == topic)
+        else {
             return;
         };
         let offset = message.offset();
@@ -239,16 +254,12 @@ impl Pipeline<'_> {
         }
         state.next = offset + 1;
         let replay = offset < state.replay_until;
-        let now = now_millis();
+        let now = self.decode.now;
         let payload = message.payload().unwrap_or(&[]);
         if !replay {
             self.telemetry.consumed();
         }
-        let mut ctx = DecodeContext::new(now);
-        ctx.max_future_skew = self.config.max_future_skew;
-        ctx.max_event_bytes = self.config.max_event_bytes;
-        ctx.scales = self.config.engine.surveys;
-        let rejection = match decode_event(payload, &ctx) {
+        let rejection = match decode_event(payload, &self.decode) {
             Ok(event) => {
                 state.saw(offset, event.ts);
                 assignment.tracker.observe(state.index, event.ts, now);
@@ -320,6 +331,7 @@ impl Pipeline<'_> {
     /// Advances the watermark, publishes closed instances, applies backpressure, updates
     /// telemetry.
     fn tick(&mut self, source: &Source, now: Millis) {
+        self.decode.now = now;
         self.outbox.poll(Duration::ZERO);
         let lag = source.lag();
         let Some(assignment) = self.assignment.as_mut() else {
@@ -328,7 +340,7 @@ impl Pipeline<'_> {
         };
         if !self.single_topic {
             for (part, l) in &lag {
-                if let Some(state) = assignment.partitions.get(part) {
+                if let Some((_, state)) = assignment.partitions.iter().find(|(k, _)| k == part) {
                     assignment.tracker.set_caught_up(state.index, *l == 0);
                 }
             }
@@ -369,7 +381,7 @@ impl Pipeline<'_> {
         let over = stats.pending_events > self.config.max_pending_events;
         let under = stats.pending_events < self.config.max_pending_events / 2;
         let wm = assignment.engine.watermark();
-        for (part, state) in &mut assignment.partitions {
+        for (part, state) in assignment.partitions.iter_mut() {
             let ahead = match (state.max_ts, wm) {
                 (Some(ts), Some(w)) => ts - self.config.engine.allowed_lateness > w,
                 (Some(_), None) => true,
