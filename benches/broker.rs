@@ -202,6 +202,41 @@ fn main() {
     let floor_wall = wall0.elapsed().as_secs_f64();
     drop(consumer);
 
+    // Close → visible: a reader follows the snapshot topic while engauge runs and compares the
+    // time it sees each snapshot with the snapshot's `emitted_at` (stamped when the instance
+    // closed).
+    let stop_reader = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let bootstrap = bootstrap.clone();
+        let stop = std::sync::Arc::clone(&stop_reader);
+        std::thread::spawn(move || {
+            let reader: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", "latency")
+                .set("fetch.wait.max.ms", "10")
+                .create()
+                .expect("reader");
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset("engauge.snapshots", 0, Offset::Beginning)
+                .expect("tpl");
+            reader.assign(&tpl).expect("assign");
+            let mut delays = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(Ok(m)) = reader.poll(Duration::from_millis(50)) {
+                    let seen = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    if let Ok(r) =
+                        engauge_codec::SnapshotRecord::from_json(m.payload().unwrap_or(&[]))
+                    {
+                        delays.push((seen - r.emitted_at) as f64);
+                    }
+                }
+            }
+            delays
+        })
+    };
+
     // engauge run from the beginning, default configuration, pinned to core 1.
     let hport = free_port();
     let mut child = Proc(
@@ -258,49 +293,9 @@ fn main() {
         .collect();
     renders.sort_by(f64::total_cmp);
 
-    // Close → visible: live traffic; snapshots read back as they arrive vs their emitted_at.
-    let live = Proc(
-        Command::new(&engauge)
-            .args([
-                "gen",
-                "--brokers",
-                &bootstrap,
-                "--topic",
-                "events",
-                "--rate",
-                "500",
-                "--events",
-                "100000000",
-                "--users",
-                "200000",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("live traffic"),
-    );
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "latency")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("engauge.snapshots", 0, Offset::End)
-        .expect("tpl");
-    reader.assign(&tpl).expect("assign");
-    let mut delays = Vec::new();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(150) && delays.len() < 400 {
-        if let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) {
-            let seen = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            if let Ok(r) = engauge_codec::SnapshotRecord::from_json(m.payload().unwrap_or(&[])) {
-                delays.push((seen - r.emitted_at) as f64);
-            }
-        }
-    }
-    drop(live);
+    std::thread::sleep(Duration::from_secs(3));
+    stop_reader.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut delays = reader.join().expect("reader");
     delays.sort_by(f64::total_cmp);
     let pct = |v: &[f64], q: f64| {
         v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1))

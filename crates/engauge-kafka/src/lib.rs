@@ -8,6 +8,7 @@
 //!   published watermark), encoded in the commit's metadata string.
 
 mod commit;
+mod log;
 mod outbox;
 mod settings;
 mod source;

@@ -30,11 +30,13 @@ struct OutboxContext {
     failed: AtomicU64,
     /// The last delivery error, for the caller's message.
     last_error: Mutex<Option<KafkaError>>,
+    errors: crate::log::ErrorLog,
 }
 
 impl ClientContext for OutboxContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        eprintln!("engauge: kafka producer error: {error}: {reason}");
+        self.errors
+            .report(format!("kafka producer error: {error}: {reason}"));
     }
 }
 

@@ -42,6 +42,7 @@ struct Shared {
 
 struct SourceContext {
     shared: Mutex<Shared>,
+    errors: crate::log::ErrorLog,
 }
 
 impl SourceContext {
@@ -86,7 +87,8 @@ impl ClientContext for SourceContext {
             self.shared().brokers_down_at = Some(Instant::now());
         }
         // The reason names brokers and error codes only, never payloads.
-        eprintln!("engauge: kafka consumer error: {error}: {reason}");
+        self.errors
+            .report(format!("kafka consumer error: {error}: {reason}"));
     }
 }
 
@@ -136,6 +138,7 @@ impl Source {
             .consumer_config()?
             .create_with_context(SourceContext {
                 shared: Mutex::new(Shared::default()),
+                errors: crate::log::ErrorLog::default(),
             })?;
         let topics: Vec<&str> = settings.input_topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
