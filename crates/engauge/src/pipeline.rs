@@ -194,9 +194,19 @@ impl Pipeline<'_> {
                     .set_not_ready("partitions revoked, waiting for an assignment");
             }
             Rebalance::Assigned(parts) => {
-                let points = source
-                    .committed(&parts, Duration::from_secs(10))
-                    .context("cannot read committed offsets")?;
+                // The group coordinator can be briefly unavailable right after a rebalance.
+                let mut attempt = 0;
+                let points = loop {
+                    match source.committed(&parts, Duration::from_secs(10)) {
+                        Ok(points) => break points,
+                        Err(e) if attempt < 5 => {
+                            self.telemetry.kafka_error(&e);
+                            attempt += 1;
+                            std::thread::sleep(Duration::from_secs(2));
+                        }
+                        Err(e) => return Err(e).context("cannot read committed offsets"),
+                    }
+                };
                 let now = now_millis();
                 let mut tracker = WatermarkTracker::new(
                     self.config.engine.allowed_lateness,
