@@ -72,11 +72,6 @@ impl WatermarkTracker {
         }
     }
 
-    /// The greatest event time seen on any partition.
-    pub fn max_event_time(&self) -> Option<Millis> {
-        self.partitions.values().filter_map(|p| p.max_ts).max()
-    }
-
     /// Recomputes the watermark at processing time `now`; `None` until it is known.
     pub fn watermark(&mut self, now: Millis) -> Option<Millis> {
         let mut min: Option<Millis> = None;
@@ -112,11 +107,6 @@ impl WatermarkTracker {
     /// The last computed watermark.
     pub fn current(&self) -> Option<Millis> {
         self.current
-    }
-
-    /// Forces the watermark forward (end of a replay); never moves it back.
-    pub fn advance_to(&mut self, watermark: Millis) {
-        self.current = Some(self.current.map_or(watermark, |c| c.max(watermark)));
     }
 }
 

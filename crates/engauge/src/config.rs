@@ -94,8 +94,9 @@ struct RawActivity {
     exclude_types: Vec<String>,
 }
 
+/// `[surveys.*]`: every key defaults to the standard scale, so a partial table is fine.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawNps {
     min: i32,
     max: i32,
@@ -103,27 +104,60 @@ struct RawNps {
     detractor_max: i32,
 }
 
+impl Default for RawNps {
+    fn default() -> Self {
+        let s = SurveyScales::default();
+        RawNps {
+            min: s.nps_min,
+            max: s.nps_max,
+            promoter_min: s.nps_promoter_min,
+            detractor_max: s.nps_detractor_max,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawCsat {
     min: i32,
     max: i32,
     satisfied_min: i32,
 }
 
+impl Default for RawCsat {
+    fn default() -> Self {
+        let s = SurveyScales::default();
+        RawCsat {
+            min: s.csat_min,
+            max: s.csat_max,
+            satisfied_min: s.csat_satisfied_min,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawCes {
     min: i32,
     max: i32,
 }
 
+impl Default for RawCes {
+    fn default() -> Self {
+        let s = SurveyScales::default();
+        RawCes {
+            min: s.ces_min,
+            max: s.ces_max,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawSurveys {
-    nps: Option<RawNps>,
-    csat: Option<RawCsat>,
-    ces: Option<RawCes>,
+    nps: RawNps,
+    csat: RawCsat,
+    ces: RawCes,
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,29 +294,17 @@ impl Config {
     fn from_table(table: toml::Table) -> anyhow::Result<Config> {
         let raw: RawConfig = RawConfig::deserialize(table)?;
         let defaults = EngineConfig::default();
-        let s = SurveyScales::default();
+        let (nps, csat, ces) = (&raw.surveys.nps, &raw.surveys.csat, &raw.surveys.ces);
         let surveys = SurveyScales {
-            nps_min: raw.surveys.nps.as_ref().map_or(s.nps_min, |n| n.min),
-            nps_max: raw.surveys.nps.as_ref().map_or(s.nps_max, |n| n.max),
-            nps_promoter_min: raw
-                .surveys
-                .nps
-                .as_ref()
-                .map_or(s.nps_promoter_min, |n| n.promoter_min),
-            nps_detractor_max: raw
-                .surveys
-                .nps
-                .as_ref()
-                .map_or(s.nps_detractor_max, |n| n.detractor_max),
-            csat_min: raw.surveys.csat.as_ref().map_or(s.csat_min, |c| c.min),
-            csat_max: raw.surveys.csat.as_ref().map_or(s.csat_max, |c| c.max),
-            csat_satisfied_min: raw
-                .surveys
-                .csat
-                .as_ref()
-                .map_or(s.csat_satisfied_min, |c| c.satisfied_min),
-            ces_min: raw.surveys.ces.as_ref().map_or(s.ces_min, |c| c.min),
-            ces_max: raw.surveys.ces.as_ref().map_or(s.ces_max, |c| c.max),
+            nps_min: nps.min,
+            nps_max: nps.max,
+            nps_promoter_min: nps.promoter_min,
+            nps_detractor_max: nps.detractor_max,
+            csat_min: csat.min,
+            csat_max: csat.max,
+            csat_satisfied_min: csat.satisfied_min,
+            ces_min: ces.min,
+            ces_max: ces.max,
         };
         let engine = EngineConfig {
             windows: match raw.windows {
@@ -468,6 +490,7 @@ mod tests {
         assert!(err("allowed_lateness = \"ten\"").contains("allowed_lateness"));
         assert!(err("[sessions]\ngap = \"5x\"").contains("gap"));
         assert!(err("bogus = 1").contains("bogus"));
+        assert!(err("[surveys.nps]\npromoter_min = 3").contains("surveys.nps"));
         let e = err("[[windows]]\nname = \"w\"\nlength = \"61m\"\nslide = \"2m\"");
         assert!(e.contains("windows[0].length"), "{e}");
         assert!(err("[segments]\nsets = [[\"device\"]]").contains("segments.sets[0]"));

@@ -187,9 +187,10 @@ impl Pipeline<'_> {
 
     fn rebalance(&mut self, source: &Source, rebalance: Rebalance) -> anyhow::Result<()> {
         match rebalance {
-            Rebalance::Revoked(_) => {
+            Rebalance::Revoked(parts) => {
                 // The revoke callback committed the last safe offsets for the next owner.
                 self.assignment = None;
+                self.telemetry.partitions_revoked(&parts);
                 self.telemetry
                     .set_not_ready("partitions revoked, waiting for an assignment");
             }

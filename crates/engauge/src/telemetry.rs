@@ -126,6 +126,13 @@ impl Telemetry {
         *was = down;
     }
 
+    /// Revoked partitions stop exporting a lag series (another member reports them now).
+    pub fn partitions_revoked(&self, partitions: &[(String, i32)]) {
+        for (topic, partition) in partitions {
+            self.pipeline.remove_consumer_lag(topic, *partition);
+        }
+    }
+
     pub fn kafka_error(&self, error: &KafkaError) {
         eprintln!("engauge: kafka: {error}");
     }
