@@ -5,9 +5,8 @@
 //! key order is part of the format and absent values must vanish rather than become `null`.
 //! A non-finite float is treated as absent: JSON cannot carry it and the spec forbids NaN/inf.
 
-use engauge_core::time::format_rfc3339;
+use engauge_core::time::rfc3339_bytes;
 use engauge_core::{Millis, Snapshot};
-use serde::Serialize;
 
 /// The value of the `schema` key.
 pub const SNAPSHOT_SCHEMA: &str = "engauge.snapshot.v1";
@@ -24,12 +23,13 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
     let mut top = Object::open(out);
     top.str("schema", SNAPSHOT_SCHEMA);
     top.str("window", &snap.window);
-    top.str("start", &format_rfc3339(snap.start));
-    top.str("end", &format_rfc3339(snap.end));
+    top.time("start", snap.start);
+    top.time("end", snap.end);
     {
         let mut segment = top.object("segment");
         for (dim, value) in &snap.segment {
-            segment.str(dim, value);
+            segment.data_key(dim);
+            string(segment.out, value);
         }
         segment.close();
     }
@@ -81,7 +81,8 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
     {
         let mut features = top.object("features");
         for (name, f) in &snap.features {
-            let mut feature = features.object(name);
+            features.data_key(name);
+            let mut feature = Object::open(features.out);
             feature.uint("users", f.users);
             feature.opt_float("adoption_ratio", finite(f.adoption_ratio));
             feature.close();
@@ -112,8 +113,8 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
         }
         samples.close();
     }
-    top.str("watermark", &format_rfc3339(snap.watermark));
-    top.str("emitted_at", &format_rfc3339(emitted_at));
+    top.time("watermark", snap.watermark);
+    top.time("emitted_at", emitted_at);
     top.close();
 }
 
@@ -137,30 +138,66 @@ impl<'o> Object<'o> {
         self.out.push(b'}');
     }
 
+    /// Keys are this module's own ASCII names, which need no escaping, or data, which goes
+    /// through [`Object::data_key`].
     fn key(&mut self, key: &str) {
+        debug_assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
         if !self.empty {
             self.out.push(b',');
         }
         self.empty = false;
-        scalar(self.out, key);
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// A key that comes from data (a dimension or feature name): escaped as needed.
+    fn data_key(&mut self, key: &str) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        string(self.out, key);
         self.out.push(b':');
     }
 
     fn str(&mut self, key: &str, value: &str) {
         self.key(key);
-        scalar(self.out, value);
+        string(self.out, value);
+    }
+
+    fn time(&mut self, key: &str, value: Millis) {
+        self.key(key);
+        let mut buf = [0u8; 24];
+        let n = rfc3339_bytes(value, &mut buf);
+        self.out.push(b'"');
+        self.out.extend_from_slice(&buf[..n]);
+        self.out.push(b'"');
     }
 
     fn uint(&mut self, key: &str, value: u64) {
         self.key(key);
-        scalar(self.out, &value);
+        let mut buf = [0u8; 20];
+        let mut at = buf.len();
+        let mut v = value;
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.out.extend_from_slice(&buf[at..]);
     }
 
     /// Writes the member only when the value is present (callers pass finite values only).
     fn opt_float(&mut self, key: &str, value: Option<f64>) {
         if let Some(value) = value {
             self.key(key);
-            scalar(self.out, &value);
+            // serde_json prints floats in shortest round-trip form.
+            serde_json::to_writer(&mut *self.out, &value)
+                .expect("a finite float always serializes into a Vec");
         }
     }
 
@@ -171,10 +208,20 @@ impl<'o> Object<'o> {
     }
 }
 
-/// serde_json escapes strings per RFC 8259 and prints floats in shortest round-trip form.
-fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(&mut *out, value)
-        .expect("a string, integer or finite float always serializes into a Vec");
+const fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// A JSON string. Most strings need no escaping and are copied as they are; the others are
+/// escaped per RFC 8259 by serde_json.
+fn string(out: &mut Vec<u8>, value: &str) {
+    if !value.bytes().any(needs_escape) {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, value).expect("a string always serializes into a Vec");
+    }
 }
 
 #[cfg(test)]
@@ -330,6 +377,38 @@ mod tests {
         assert!(text.contains(r#""segment":{"plan":"a\\b\n\u0001é"}"#));
         assert!(text.contains(r#""features":{"quote\"d":"#));
         serde_json::from_str::<serde_json::Value>(&text).expect("valid json");
+    }
+
+    proptest::proptest! {
+        /// Whatever the strings, the output is JSON that reads back to the same strings and
+        /// timestamps (the fast path copies strings that need no escaping).
+        #[test]
+        fn any_strings_round_trip(
+            window in "\\PC{0,12}",
+            dim in "\\PC{0,8}",
+            value in proptest::string::string_regex("[\\x00-\\x7f\"\\\\é]{0,12}").expect("regex"),
+            feature in "\\PC{0,10}",
+            end in 946_684_800_000i64..4_102_444_800_000,
+        ) {
+            let mut snap = spec_example();
+            snap.window = window.clone();
+            snap.end = end;
+            snap.segment = vec![(dim.clone(), value.clone())];
+            snap.features[0].0 = feature.clone();
+            let text = encode(&snap, end + 1);
+            let v: serde_json::Value = serde_json::from_str(&text).expect("valid json");
+            proptest::prop_assert_eq!(v["window"].as_str(), Some(window.as_str()));
+            proptest::prop_assert_eq!(v["segment"][&dim].as_str(), Some(value.as_str()));
+            proptest::prop_assert!(v["features"].get(&feature).is_some());
+            proptest::prop_assert_eq!(
+                v["end"].as_str().map(crate::parse_rfc3339),
+                Some(Some(end))
+            );
+            proptest::prop_assert_eq!(
+                v["emitted_at"].as_str().map(crate::parse_rfc3339),
+                Some(Some(end + 1))
+            );
+        }
     }
 
     #[test]

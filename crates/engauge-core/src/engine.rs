@@ -679,7 +679,9 @@ impl Engine {
                 self.close_instance(wi, b, watermark, out);
             }
         }
-        out[first..].sort_by_cached_key(|s| (s.window.clone(), s.key()));
+        out[first..].sort_by(|a, b| {
+            (a.window.cmp(&b.window)).then_with(|| a.key_bytes().cmp(b.key_bytes()))
+        });
     }
 
     /// A session timer is due at boundary `b`: close the session, or re-arm if it was extended.

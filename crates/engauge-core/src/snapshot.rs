@@ -32,18 +32,34 @@ pub struct FeatureKpis {
 impl Snapshot {
     /// The sink-topic key: `<window>|<dim>=<value>,...`, dimensions sorted.
     pub fn key(&self) -> String {
-        let mut key = String::with_capacity(self.window.len() + 1 + 16 * self.segment.len());
-        key.push_str(&self.window);
-        key.push('|');
-        for (i, (dim, value)) in self.segment.iter().enumerate() {
-            if i > 0 {
-                key.push(',');
-            }
-            key.push_str(dim);
-            key.push('=');
-            key.push_str(value);
-        }
-        key
+        let mut key = Vec::with_capacity(self.window.len() + 1 + 16 * self.segment.len());
+        self.write_key(&mut key);
+        String::from_utf8(key).expect("built from strings")
+    }
+
+    /// Appends the sink-topic key (see [`Snapshot::key`]) to `out`.
+    pub fn write_key(&self, out: &mut Vec<u8>) {
+        out.extend(self.key_bytes());
+    }
+
+    /// The bytes of the sink-topic key, without building it: for comparisons in sort order.
+    pub fn key_bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        let segment = self
+            .segment
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (dim, value))| {
+                let comma = (i > 0).then_some(b',');
+                comma
+                    .into_iter()
+                    .chain(dim.bytes())
+                    .chain(std::iter::once(b'='))
+                    .chain(value.bytes())
+            });
+        self.window
+            .bytes()
+            .chain(std::iter::once(b'|'))
+            .chain(segment)
     }
 }
 

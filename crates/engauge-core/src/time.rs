@@ -48,6 +48,14 @@ pub fn format_rfc3339(ts: Millis) -> String {
 /// Appends the RFC 3339 UTC form of `ts` to `out` (see [`format_rfc3339`]). Years outside
 /// 0..=9999 are clamped: event times are validated to lie in 2000..now + skew.
 pub fn write_rfc3339(ts: Millis, out: &mut String) {
+    let mut buf = [0u8; 24];
+    let n = rfc3339_bytes(ts, &mut buf);
+    out.push_str(std::str::from_utf8(&buf[..n]).expect("ASCII digits"));
+}
+
+/// Writes the RFC 3339 UTC form of `ts` (see [`format_rfc3339`]) into `buf`, returning its
+/// length (20 or 24 bytes): the allocation-free form for encoders.
+pub fn rfc3339_bytes(ts: Millis, buf: &mut [u8; 24]) -> usize {
     let days = ts.div_euclid(DAY);
     let in_day = ts.rem_euclid(DAY);
     let (y, m, d) = civil_from_days(days);
@@ -61,20 +69,23 @@ pub fn write_rfc3339(ts: Millis, out: &mut String) {
         ((in_day % HOUR) / MINUTE) as u8,
         ((in_day % MINUTE) / SECOND) as u8,
     ];
-    let mut buf = *b"0000-00-00T00:00:00";
+    buf[..19].copy_from_slice(b"0000-00-00T00:00:00");
     for (i, &at) in [0usize, 2, 5, 8, 11, 14, 17].iter().enumerate() {
         buf[at] = b'0' + parts[i] / 10;
         buf[at + 1] = b'0' + parts[i] % 10;
     }
-    out.push_str(std::str::from_utf8(&buf).expect("ASCII digits"));
     let ms = in_day % SECOND;
+    let mut n = 19;
     if ms != 0 {
-        out.push('.');
+        buf[n] = b'.';
         for div in [100, 10, 1] {
-            out.push(char::from(b'0' + ((ms / div) % 10) as u8));
+            n += 1;
+            buf[n] = b'0' + ((ms / div) % 10) as u8;
         }
+        n += 1;
     }
-    out.push('Z');
+    buf[n] = b'Z';
+    n + 1
 }
 
 /// Parses a duration such as `500ms`, `30s`, `10m`, `1h`, `7d` or `2w` into milliseconds.

@@ -134,21 +134,40 @@ pub fn run(
     };
     telemetry.set_not_ready("waiting for a partition assignment");
     let mut last_tick = Instant::now();
+    let mut polls: u32 = 0;
     while !shutdown.load(Ordering::Relaxed) {
         for rebalance in source.take_rebalances() {
             pipeline.rebalance(&source, rebalance)?;
         }
-        match source.poll(Duration::from_millis(20)) {
-            Some(Ok(message)) => pipeline.message(&message),
-            Some(Err(KafkaError::PartitionEOF(partition))) => pipeline.eof(partition),
-            Some(Err(e)) => telemetry.kafka_error(&e),
-            None => {}
+        let busy = match source.poll(Duration::from_millis(20)) {
+            Some(Ok(message)) => {
+                pipeline.message(&message);
+                true
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                pipeline.eof(partition);
+                false
+            }
+            Some(Err(e)) => {
+                telemetry.kafka_error(&e);
+                false
+            }
+            None => false,
+        };
+        // Reading the clock costs about as much as handling a small message: while messages
+        // flow, look every 16 of them (well under a millisecond).
+        polls = polls.wrapping_add(1);
+        if busy && !polls.is_multiple_of(16) {
+            continue;
         }
-        if last_tick.elapsed() >= Duration::from_millis(50) {
+        let clock = Instant::now();
+        if clock.duration_since(last_tick) >= Duration::from_millis(50) {
             pipeline.tick(&source, now_millis());
-            last_tick = Instant::now();
+            last_tick = clock;
         }
-        if pipeline.last_commit.elapsed() >= Duration::from_millis(config.commit_interval as u64) {
+        if clock.duration_since(pipeline.last_commit)
+            >= Duration::from_millis(config.commit_interval as u64)
+        {
             pipeline.commit(&source, CommitMode::Async)?;
         }
     }
@@ -361,27 +380,38 @@ impl Pipeline<'_> {
         }
         if !self.snapshots.is_empty() {
             let emitted_at = now;
-            let mut by_window: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
-            for snap in self.snapshots.drain(..) {
-                let publish = assignment.suppress_until.is_none_or(|s| snap.end > s);
-                if publish {
+            // The newest instance (end) of each window that closed.
+            let mut newest: Vec<(&str, Millis)> = Vec::new();
+            for snap in &self.snapshots {
+                if assignment.suppress_until.is_none_or(|s| snap.end > s) {
                     let record = &mut self.snapshot_record;
                     record.payload.clear();
-                    encode_snapshot(&snap, emitted_at, &mut record.payload);
+                    encode_snapshot(snap, emitted_at, &mut record.payload);
                     let key = record.key.get_or_insert_with(Vec::new);
                     key.clear();
-                    key.extend_from_slice(snap.key().as_bytes());
+                    snap.write_key(key);
                     self.outbox.send(record);
                     self.telemetry.snapshot_published();
                 }
-                by_window.entry(snap.window.clone()).or_default().push(snap);
+                match newest.iter_mut().find(|(w, _)| *w == &*snap.window) {
+                    Some((_, end)) => *end = (*end).max(snap.end),
+                    None => newest.push((&snap.window, snap.end)),
+                }
             }
-            // Gauges show the newest instance of each window: keep the last end per window.
-            for (window, snaps) in &mut by_window {
-                let last_end = snaps.last().map_or(0, |s| s.end);
-                snaps.retain(|s| s.end == last_end);
-                self.telemetry.window_closed(window, snaps, last_end);
+            // Gauges show the newest instance of each window. The engine emits an instance's
+            // snapshots together, so they are one run of the list.
+            for (window, end) in newest {
+                let same = |s: &Snapshot| *s.window == *window && s.end == end;
+                if let Some(from) = self.snapshots.iter().position(same) {
+                    let len = self.snapshots[from..]
+                        .iter()
+                        .take_while(|s| same(s))
+                        .count();
+                    self.telemetry
+                        .window_closed(window, &self.snapshots[from..from + len], end);
+                }
             }
+            self.snapshots.clear();
         }
         if let Some(wm) = assignment.engine.watermark() {
             assignment.published = Some(assignment.published.map_or(wm, |p| p.max(wm)));
