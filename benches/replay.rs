@@ -32,7 +32,17 @@ fn main() -> std::io::Result<()> {
 
     // 1. Decode + engine, streaming from the file (snapshots built, not encoded).
     let baseline_rss = rss_bytes();
-    let ctx = DecodeContext::new(now);
+    // The generator pays in USD, EUR and GBP.
+    let ctx = DecodeContext {
+        currencies: std::sync::Arc::new(
+            engauge_codec::CurrencyRates::new(
+                "USD",
+                &[("EUR".to_owned(), 1.08), ("GBP".to_owned(), 1.27)],
+            )
+            .expect("rates"),
+        ),
+        ..DecodeContext::new(now)
+    };
     let mut replay = Replay::new(Engine::new(EngineConfig::default()).expect("defaults"));
     let mut snapshots = Vec::new();
     let mut produced = 0u64;

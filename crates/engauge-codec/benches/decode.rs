@@ -209,6 +209,7 @@ fn encode_one_snapshot(bencher: Bencher) {
             csat_ratio: Some(0.84),
             csat_margin: Some(0.07),
             ces_score: Some(5.6),
+            ..Kpis::default()
         },
         features: (0..10)
             .map(|i| {
@@ -222,6 +223,7 @@ fn encode_one_snapshot(bencher: Bencher) {
             })
             .collect(),
         watermark: NOW + 3_000,
+        utc_offsets: None,
     };
     let mut out = Vec::with_capacity(2048);
     bencher.bench_local(|| {

@@ -16,10 +16,12 @@
 //! * A non-number `amount` is `wrong_type`; a negative one is `invalid_amount`. JSON cannot carry
 //!   NaN or infinity and a literal too large for `f64` is a syntax error (`not_json`).
 //! * A non-string `currency` is `wrong_type`; a string that is not three uppercase ASCII letters
-//!   is `invalid_currency`.
+//!   is `invalid_currency`; a code without a configured rate is `unknown_currency`. Amounts are
+//!   converted into the base currency; more than 1e12 after conversion is `invalid_amount`.
 //! * An `attrs` key that appears twice is `duplicate_field`, like a top-level field.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use engauge_core::time::{DAY, EPOCH_2000, format_duration};
 use engauge_core::{Event, EventKind, Millis, Survey, SurveyScales};
@@ -54,6 +56,60 @@ pub struct DecodeContext {
     pub max_event_bytes: usize,
     /// Valid score range of each survey.
     pub scales: SurveyScales,
+    /// The base currency and the rates that convert other currencies into it.
+    pub currencies: Arc<CurrencyRates>,
+}
+
+/// Static conversion rates into the base currency (`[currencies]` in the configuration).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrencyRates {
+    base: Currency,
+    /// Units of the base currency per unit of each other currency.
+    rates: Vec<(Currency, f64)>,
+}
+
+impl Default for CurrencyRates {
+    /// `USD`, with no other currency known.
+    fn default() -> Self {
+        CurrencyRates {
+            base: Currency(*b"USD"),
+            rates: Vec::new(),
+        }
+    }
+}
+
+impl CurrencyRates {
+    /// A table with base currency `base` and `rates` (code, base units per unit). Codes must be
+    /// three uppercase letters and rates finite and positive; the error names the offender.
+    pub fn new(base: &str, rates: &[(String, f64)]) -> Result<CurrencyRates, String> {
+        let base = Currency::parse(base)
+            .ok_or_else(|| format!("base currency {base:?} is not three uppercase letters"))?;
+        let mut table = Vec::with_capacity(rates.len());
+        for (code, rate) in rates {
+            let c = Currency::parse(code)
+                .ok_or_else(|| format!("currency {code:?} is not three uppercase letters"))?;
+            if !(rate.is_finite() && *rate > 0.0) {
+                return Err(format!("rate of {code} must be a finite number > 0"));
+            }
+            table.push((c, *rate));
+        }
+        Ok(CurrencyRates { base, rates: table })
+    }
+
+    pub fn base(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// Base units per unit of `currency`, if known.
+    pub fn rate(&self, currency: Currency) -> Option<f64> {
+        if currency == self.base {
+            return Some(1.0);
+        }
+        self.rates
+            .iter()
+            .find(|(c, _)| *c == currency)
+            .map(|&(_, r)| r)
+    }
 }
 
 impl DecodeContext {
@@ -67,6 +123,7 @@ impl DecodeContext {
             max_future_skew: Self::DEFAULT_MAX_FUTURE_SKEW,
             max_event_bytes: Self::DEFAULT_MAX_EVENT_BYTES,
             scales: SurveyScales::default(),
+            currencies: Arc::default(),
         }
     }
 }
@@ -451,17 +508,38 @@ fn money(raw: &mut RawEvent<'_>, ctx: &DecodeContext) -> Result<f64, Reject> {
     to_base_currency(amount, currency, ctx)
 }
 
-/// Converts an amount into the base currency.
-///
-/// Conversion is specified in a later issue; until then amounts pass through unchanged. This is
-/// the one place a rate table (carried by [`DecodeContext`]) will apply, and where an unknown
-/// currency will be refused.
+/// The largest amount accepted, in the base currency: money sums stay exact far beyond any
+/// real total.
+pub const MAX_AMOUNT: f64 = 1e12;
+
+/// Converts an amount into the base currency: no `currency` means the base currency; a currency
+/// without a rate is refused (`unknown_currency`), as is a converted amount over [`MAX_AMOUNT`].
 pub(crate) fn to_base_currency(
     amount: f64,
-    _currency: Option<Currency>,
-    _ctx: &DecodeContext,
+    currency: Option<Currency>,
+    ctx: &DecodeContext,
 ) -> Result<f64, Reject> {
-    Ok(amount)
+    let rate = match currency {
+        None => 1.0,
+        Some(c) => ctx.currencies.rate(c).ok_or_else(|| {
+            Reject::new(
+                RejectReason::UnknownCurrency,
+                format!(
+                    "currency {} has no rate to the base currency {}",
+                    c.as_str(),
+                    ctx.currencies.base()
+                ),
+            )
+        })?,
+    };
+    let converted = amount * rate;
+    if converted > MAX_AMOUNT {
+        return Err(Reject::new(
+            RejectReason::InvalidAmount,
+            "field `amount` is larger than 1e12 in the base currency",
+        ));
+    }
+    Ok(converted)
 }
 
 #[cfg(test)]
@@ -470,8 +548,18 @@ mod tests {
 
     const NOW: Millis = 1_795_348_800_000; // 2026-11-22T12:00:00Z
 
+    /// Euros convert at 2 base units each.
+    fn ctx() -> DecodeContext {
+        DecodeContext {
+            currencies: Arc::new(
+                CurrencyRates::new("USD", &[("EUR".to_owned(), 2.0)]).expect("rates"),
+            ),
+            ..DecodeContext::new(NOW)
+        }
+    }
+
     fn decode(text: &str) -> Result<Event<'_>, Reject> {
-        decode_event(text.as_bytes(), &DecodeContext::new(NOW))
+        decode_event(text.as_bytes(), &ctx())
     }
 
     fn reason(text: &str) -> RejectReason {
@@ -513,7 +601,7 @@ mod tests {
             ),
             (
                 r#""type":"purchase","amount":12.5,"currency":"EUR""#,
-                EventKind::Purchase { amount: 12.5 },
+                EventKind::Purchase { amount: 25.0 },
             ),
             (
                 r#""type":"refund","amount":3"#,
@@ -655,6 +743,40 @@ mod tests {
         assert!(matches!(event.attrs[0].1, Cow::Borrowed(_)));
         assert!(matches!(event.attrs[1].1, Cow::Owned(_)));
         assert!(!event.attrs.spilled());
+    }
+
+    #[test]
+    fn currencies_convert_or_are_refused() {
+        let base = r#""id":"e","user_id":"u","ts":1795345200000"#;
+        let kind = |fields: &str| {
+            decode(&format!("{{{base},{fields}}}")).map(|e| match e.kind {
+                EventKind::Purchase { amount } => EventKind::Purchase { amount },
+                EventKind::Refund { amount } => EventKind::Refund { amount },
+                _ => EventKind::Plain,
+            })
+        };
+        assert_eq!(
+            kind(r#""type":"refund","amount":3,"currency":"USD""#),
+            Ok(EventKind::Refund { amount: 3.0 })
+        );
+        assert_eq!(
+            kind(r#""type":"refund","amount":3"#),
+            Ok(EventKind::Refund { amount: 3.0 }),
+            "no currency is the base currency"
+        );
+        let reject = kind(r#""type":"purchase","amount":3,"currency":"JPY""#).expect_err("no rate");
+        assert_eq!(reject.reason, RejectReason::UnknownCurrency);
+        assert!(reject.message.contains("JPY"), "{}", reject.message);
+        let reject = kind(r#""type":"purchase","amount":6e11,"currency":"EUR""#).expect_err("big");
+        assert_eq!(reject.reason, RejectReason::InvalidAmount);
+        assert_eq!(
+            kind(r#""type":"purchase","amount":5e11,"currency":"EUR""#),
+            Ok(EventKind::Purchase { amount: 1e12 }),
+            "exactly the limit is accepted"
+        );
+        assert!(CurrencyRates::new("usd", &[]).is_err());
+        assert!(CurrencyRates::new("USD", &[("EUR".to_owned(), 0.0)]).is_err());
+        assert!(CurrencyRates::new("USD", &[("EUR".to_owned(), f64::NAN)]).is_err());
     }
 
     #[test]

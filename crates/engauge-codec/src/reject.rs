@@ -42,6 +42,8 @@ pub enum RejectReason {
     InvalidAmount,
     /// `currency` is not three uppercase ASCII letters.
     InvalidCurrency,
+    /// `currency` is well-formed but has no rate to the base currency in the configuration.
+    UnknownCurrency,
     /// `attrs` has more entries than allowed.
     TooManyAttrs,
     /// The event is valid but older than every open window instance (decided by the engine).
@@ -67,6 +69,7 @@ impl RejectReason {
         RejectReason::ScoreOutOfRange,
         RejectReason::InvalidAmount,
         RejectReason::InvalidCurrency,
+        RejectReason::UnknownCurrency,
         RejectReason::TooManyAttrs,
         RejectReason::TooLate,
     ];
@@ -90,6 +93,7 @@ impl RejectReason {
             RejectReason::ScoreOutOfRange => "score_out_of_range",
             RejectReason::InvalidAmount => "invalid_amount",
             RejectReason::InvalidCurrency => "invalid_currency",
+            RejectReason::UnknownCurrency => "unknown_currency",
             RejectReason::TooManyAttrs => "too_many_attrs",
             RejectReason::TooLate => "too_late",
         }
@@ -150,7 +154,7 @@ mod tests {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             );
         }
-        assert_eq!(RejectReason::ALL.len(), 18);
+        assert_eq!(RejectReason::ALL.len(), 19);
         assert_eq!(RejectReason::parse("nope"), None);
     }
 

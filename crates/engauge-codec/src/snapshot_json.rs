@@ -23,8 +23,16 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
     let mut top = Object::open(out);
     top.str("schema", SNAPSHOT_SCHEMA);
     top.str("window", &snap.window);
-    top.time("start", snap.start);
-    top.time("end", snap.end);
+    match snap.utc_offsets {
+        Some((at_start, at_end)) => {
+            top.local_time("start", snap.start, at_start);
+            top.local_time("end", snap.end, at_end);
+        }
+        None => {
+            top.time("start", snap.start);
+            top.time("end", snap.end);
+        }
+    }
     {
         let mut segment = top.object("segment");
         for (dim, value) in &snap.segment {
@@ -50,6 +58,14 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
     let csat_ratio = finite(k.csat_ratio);
     let csat_margin = finite(k.csat_margin);
     let ces_score = finite(k.ces_score);
+    let retention_ratio = finite(k.retention_ratio);
+    let churn_ratio = finite(k.churn_ratio);
+    let aov = finite(k.aov);
+    let arpu = finite(k.arpu);
+    let arppu = finite(k.arppu);
+    let conversion_ratio = finite(k.conversion_ratio);
+    let clv_estimate = finite(k.clv_estimate);
+    let self_service_ratio = finite(k.self_service_ratio);
     {
         let mut kpis = top.object("kpis");
         kpis.uint("active_users", k.active_users);
@@ -76,6 +92,40 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
         kpis.opt_float("csat_ratio", csat_ratio);
         kpis.opt_float("csat_margin", csat_margin);
         kpis.opt_float("ces_score", ces_score);
+        kpis.uint("retained_users", k.retained_users);
+        kpis.uint("returning_users", k.retained_users);
+        kpis.uint("churned_users", k.churned_users);
+        kpis.uint("dormant_users", k.churned_users);
+        kpis.uint("new_users", k.new_users);
+        kpis.uint("resurrected_users", k.resurrected_users);
+        kpis.opt_float("retention_ratio", retention_ratio);
+        kpis.opt_float("churn_ratio", churn_ratio);
+        kpis.opt_float("revenue", finite(Some(k.revenue)));
+        kpis.uint("orders", k.orders);
+        kpis.opt_float("aov", aov);
+        kpis.uint("paying_users", k.paying_users);
+        kpis.opt_float("arpu", arpu);
+        kpis.opt_float("arppu", arppu);
+        kpis.opt_float("conversion_ratio", conversion_ratio);
+        kpis.opt_float("clv_estimate", clv_estimate);
+        kpis.uint("cancellations", k.cancellations);
+        kpis.uint("cancelled_users", k.cancelled_users);
+        kpis.uint("support_tickets", k.support_tickets);
+        kpis.uint("self_service_resolutions", k.self_service_resolutions);
+        kpis.opt_float("self_service_ratio", self_service_ratio);
+        let n_day: Vec<(u32, f64)> = k
+            .n_day_retention
+            .iter()
+            .filter_map(|&(n, r)| Some((n, finite(r)?)))
+            .collect();
+        if !n_day.is_empty() {
+            let mut o = kpis.object("n_day_retention_ratio");
+            for (n, r) in n_day {
+                o.data_key(&n.to_string());
+                serde_json::to_writer(&mut *o.out, &r).expect("a finite float serializes");
+            }
+            o.close();
+        }
         kpis.close();
     }
     {
@@ -106,6 +156,30 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
             ("csat_ratio", csat_ratio.is_some(), surveys.csat),
             ("csat_margin", csat_margin.is_some(), surveys.csat),
             ("ces_score", ces_score.is_some(), surveys.ces),
+            (
+                "retention_ratio",
+                retention_ratio.is_some(),
+                k.retained_users + k.churned_users,
+            ),
+            (
+                "churn_ratio",
+                churn_ratio.is_some(),
+                k.retained_users + k.churned_users,
+            ),
+            ("aov", aov.is_some(), k.orders),
+            ("arpu", arpu.is_some(), k.active_users),
+            ("arppu", arppu.is_some(), k.paying_users),
+            (
+                "conversion_ratio",
+                conversion_ratio.is_some(),
+                k.active_users,
+            ),
+            ("clv_estimate", clv_estimate.is_some(), k.active_users),
+            (
+                "self_service_ratio",
+                self_service_ratio.is_some(),
+                k.support_tickets + k.self_service_resolutions,
+            ),
         ] {
             if present {
                 samples.uint(name, n);
@@ -172,6 +246,27 @@ impl<'o> Object<'o> {
         let n = rfc3339_bytes(value, &mut buf);
         self.out.push(b'"');
         self.out.extend_from_slice(&buf[..n]);
+        self.out.push(b'"');
+    }
+
+    /// Local time at UTC offset `offset` (seconds) with the offset, e.g.
+    /// `2026-03-29T00:00:00+01:00`.
+    fn local_time(&mut self, key: &str, value: Millis, offset: i32) {
+        self.key(key);
+        let mut buf = [0u8; 24];
+        let n = rfc3339_bytes(value + i64::from(offset) * 1000, &mut buf);
+        self.out.push(b'"');
+        self.out.extend_from_slice(&buf[..n - 1]); // without the `Z`
+        let abs = offset.unsigned_abs() / 60;
+        let (h, m) = ((abs / 60) as u8, (abs % 60) as u8);
+        self.out.push(if offset < 0 { b'-' } else { b'+' });
+        self.out.extend_from_slice(&[
+            b'0' + h / 10,
+            b'0' + h % 10,
+            b':',
+            b'0' + m / 10,
+            b'0' + m % 10,
+        ]);
         self.out.push(b'"');
     }
 
@@ -267,6 +362,7 @@ mod tests {
                 csat_ratio: Some(0.84),
                 csat_margin: Some(0.07),
                 ces_score: Some(5.6),
+                ..Kpis::default()
             },
             features: vec![(
                 "export_pdf".into(),
@@ -276,6 +372,7 @@ mod tests {
                 },
             )],
             watermark: END + 3_000,
+            utc_offsets: None,
         }
     }
 
@@ -289,7 +386,11 @@ mod tests {
             r#""sessions":8800,"sessions_per_user":5.79,"#,
             r#""session_duration_seconds":{"p50":312.0,"p90":1500.5,"p99":5400.0,"mean":601.2},"#,
             r#""survey_responses":{"nps":210,"csat":95,"ces":40},"#,
-            r#""nps":41.5,"nps_margin":6.2,"csat_ratio":0.84,"csat_margin":0.07,"ces_score":5.6},"#,
+            r#""nps":41.5,"nps_margin":6.2,"csat_ratio":0.84,"csat_margin":0.07,"ces_score":5.6,"#,
+            r#""retained_users":0,"returning_users":0,"churned_users":0,"dormant_users":0,"#,
+            r#""new_users":0,"resurrected_users":0,"revenue":0.0,"orders":0,"paying_users":0,"#,
+            r#""cancellations":0,"cancelled_users":0,"support_tickets":0,"#,
+            r#""self_service_resolutions":0},"#,
             r#""features":{"export_pdf":{"users":312,"adoption_ratio":0.205}},"#,
             r#""samples":{"stickiness_ratio":1520,"sessions_per_user":1520,"#,
             r#""session_duration_seconds":8800,"nps":210,"nps_margin":210,"#,
@@ -325,16 +426,105 @@ mod tests {
                 },
             )],
             watermark: END,
+            utc_offsets: None,
         };
         let expected = concat!(
             r#"{"schema":"engauge.snapshot.v1","window":"1h","#,
             r#""start":"2026-11-22T11:00:00Z","end":"2026-11-22T12:00:00Z","segment":{},"#,
             r#""kpis":{"active_users":0,"events":3,"sessions":0,"#,
-            r#""survey_responses":{"nps":0,"csat":2,"ces":0},"csat_ratio":1.0,"csat_margin":0.0},"#,
+            r#""survey_responses":{"nps":0,"csat":2,"ces":0},"csat_ratio":1.0,"csat_margin":0.0,"#,
+            r#""retained_users":0,"returning_users":0,"churned_users":0,"dormant_users":0,"#,
+            r#""new_users":0,"resurrected_users":0,"revenue":0.0,"orders":0,"paying_users":0,"#,
+            r#""cancellations":0,"cancelled_users":0,"support_tickets":0,"#,
+            r#""self_service_resolutions":0},"#,
             r#""features":{"f":{"users":1}},"samples":{"csat_ratio":2,"csat_margin":2},"#,
             r#""watermark":"2026-11-22T12:00:00Z","emitted_at":"2026-11-22T12:00:00Z"}"#,
         );
         assert_eq!(encode(&snap, END), expected);
+    }
+
+    #[test]
+    fn lifecycle_revenue_and_support() {
+        let mut snap = spec_example();
+        snap.kpis = Kpis {
+            active_users: 10,
+            events: 40,
+            retained_users: 4,
+            churned_users: 1,
+            new_users: 3,
+            resurrected_users: 3,
+            retention_ratio: Some(0.8),
+            churn_ratio: Some(0.2),
+            revenue: -2.5,
+            orders: 2,
+            aov: Some(5.0),
+            paying_users: 2,
+            arpu: Some(-0.25),
+            arppu: Some(-1.25),
+            conversion_ratio: Some(0.2),
+            clv_estimate: Some(-1.25),
+            cancellations: 3,
+            cancelled_users: 2,
+            support_tickets: 1,
+            self_service_resolutions: 3,
+            self_service_ratio: Some(0.75),
+            ..Kpis::default()
+        };
+        let text = encode(&snap, END);
+        assert!(
+            text.contains(concat!(
+                r#""survey_responses":{"nps":0,"csat":0,"ces":0},"#,
+                r#""retained_users":4,"returning_users":4,"churned_users":1,"dormant_users":1,"#,
+                r#""new_users":3,"resurrected_users":3,"retention_ratio":0.8,"churn_ratio":0.2,"#,
+                r#""revenue":-2.5,"orders":2,"aov":5.0,"paying_users":2,"arpu":-0.25,"#,
+                r#""arppu":-1.25,"conversion_ratio":0.2,"clv_estimate":-1.25,"#,
+                r#""cancellations":3,"cancelled_users":2,"support_tickets":1,"#,
+                r#""self_service_resolutions":3,"self_service_ratio":0.75},"#,
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(concat!(
+                r#""retention_ratio":5,"churn_ratio":5,"aov":2,"arpu":10,"arppu":2,"#,
+                r#""conversion_ratio":10,"clv_estimate":10,"self_service_ratio":4}"#,
+            )),
+            "{text}"
+        );
+        let back = crate::SnapshotRecord::from_json(text.as_bytes()).expect("reads back");
+        assert_eq!(back.to_snapshot().kpis, snap.kpis);
+        assert_eq!(back.kpis.returning_users, 4);
+        assert_eq!(back.kpis.dormant_users, 1);
+    }
+
+    #[test]
+    fn calendar_instances_show_local_times_with_offsets() {
+        let mut snap = spec_example();
+        snap.start = 1_774_652_400_000 + 86_400_000; // 2026-03-28T23:00:00Z
+        snap.end = snap.start + 23 * 3_600_000;
+        snap.utc_offsets = Some((3600, 7200));
+        let text = encode(&snap, END);
+        assert!(
+            text.contains(
+                r#""start":"2026-03-29T00:00:00+01:00","end":"2026-03-30T00:00:00+02:00""#
+            ),
+            "{text}"
+        );
+        let back = crate::SnapshotRecord::from_json(text.as_bytes()).expect("reads back");
+        assert_eq!(back.start, snap.start);
+        assert_eq!(back.to_snapshot().utc_offsets, Some((3600, 7200)));
+        snap.utc_offsets = Some((-34_200, 0)); // -09:30 and UTC
+        let text = encode(&snap, END);
+        assert!(
+            text.contains(r#""start":"2026-03-28T13:30:00-09:30""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""end":"2026-03-29T22:00:00+00:00""#),
+            "{text}"
+        );
+        let back = crate::SnapshotRecord::from_json(text.as_bytes()).expect("reads back");
+        assert_eq!(back.to_snapshot().utc_offsets, Some((-34_200, 0)));
+        assert_eq!(back.end, snap.end);
     }
 
     #[test]

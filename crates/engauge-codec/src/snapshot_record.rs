@@ -22,6 +22,10 @@ pub struct SnapshotRecord {
     pub start: Millis,
     #[serde(deserialize_with = "timestamp")]
     pub end: Millis,
+    /// The UTC offsets written with `start` and `end` (calendar windows), in seconds; `None`
+    /// when they are in UTC with `Z`.
+    #[serde(skip)]
+    pub utc_offsets: Option<(i32, i32)>,
     #[serde(deserialize_with = "ordered")]
     pub segment: Vec<(String, String)>,
     pub kpis: KpisRecord,
@@ -58,6 +62,52 @@ pub struct KpisRecord {
     pub csat_margin: Option<f64>,
     #[serde(default)]
     pub ces_score: Option<f64>,
+    // Lifecycle, revenue and support: absent in snapshots of engauge versions before them.
+    #[serde(default)]
+    pub retained_users: u64,
+    #[serde(default)]
+    pub returning_users: u64,
+    #[serde(default)]
+    pub churned_users: u64,
+    #[serde(default)]
+    pub dormant_users: u64,
+    #[serde(default)]
+    pub new_users: u64,
+    #[serde(default)]
+    pub resurrected_users: u64,
+    #[serde(default)]
+    pub retention_ratio: Option<f64>,
+    #[serde(default)]
+    pub churn_ratio: Option<f64>,
+    #[serde(default)]
+    pub revenue: f64,
+    #[serde(default)]
+    pub orders: u64,
+    #[serde(default)]
+    pub aov: Option<f64>,
+    #[serde(default)]
+    pub paying_users: u64,
+    #[serde(default)]
+    pub arpu: Option<f64>,
+    #[serde(default)]
+    pub arppu: Option<f64>,
+    #[serde(default)]
+    pub conversion_ratio: Option<f64>,
+    #[serde(default)]
+    pub clv_estimate: Option<f64>,
+    #[serde(default)]
+    pub cancellations: u64,
+    #[serde(default)]
+    pub cancelled_users: u64,
+    #[serde(default)]
+    pub support_tickets: u64,
+    #[serde(default)]
+    pub self_service_resolutions: u64,
+    #[serde(default)]
+    pub self_service_ratio: Option<f64>,
+    /// `n` → ratio, for the `n` whose ratio is present.
+    #[serde(default, deserialize_with = "ordered")]
+    pub n_day_retention_ratio: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -94,7 +144,8 @@ pub enum SnapshotDecodeError {
 impl SnapshotRecord {
     /// Decodes one snapshot JSON object and checks its `schema`.
     pub fn from_json(bytes: &[u8]) -> Result<SnapshotRecord, SnapshotDecodeError> {
-        let record: SnapshotRecord = serde_json::from_slice(bytes)?;
+        let mut record: SnapshotRecord = serde_json::from_slice(bytes)?;
+        record.utc_offsets = local_offsets(bytes);
         if record.schema != SNAPSHOT_SCHEMA {
             return Err(SnapshotDecodeError::UnknownSchema(record.schema));
         }
@@ -131,6 +182,30 @@ impl SnapshotRecord {
                 csat_ratio: k.csat_ratio,
                 csat_margin: k.csat_margin,
                 ces_score: k.ces_score,
+                retained_users: k.retained_users,
+                churned_users: k.churned_users,
+                new_users: k.new_users,
+                resurrected_users: k.resurrected_users,
+                retention_ratio: k.retention_ratio,
+                churn_ratio: k.churn_ratio,
+                revenue: k.revenue,
+                orders: k.orders,
+                aov: k.aov,
+                paying_users: k.paying_users,
+                arpu: k.arpu,
+                arppu: k.arppu,
+                conversion_ratio: k.conversion_ratio,
+                clv_estimate: k.clv_estimate,
+                cancellations: k.cancellations,
+                cancelled_users: k.cancelled_users,
+                support_tickets: k.support_tickets,
+                self_service_resolutions: k.self_service_resolutions,
+                self_service_ratio: k.self_service_ratio,
+                n_day_retention: k
+                    .n_day_retention_ratio
+                    .iter()
+                    .filter_map(|(n, r)| Some((n.parse().ok()?, Some(*r))))
+                    .collect(),
             },
             features: self
                 .features
@@ -146,6 +221,7 @@ impl SnapshotRecord {
                 })
                 .collect(),
             watermark: self.watermark,
+            utc_offsets: self.utc_offsets,
         }
     }
 
@@ -153,6 +229,35 @@ impl SnapshotRecord {
     pub fn sample(&self, kpi: &str) -> Option<u64> {
         self.samples.iter().find(|(k, _)| k == kpi).map(|(_, n)| *n)
     }
+}
+
+/// The offsets of `start` and `end` when both are written with a numeric offset.
+fn local_offsets(bytes: &[u8]) -> Option<(i32, i32)> {
+    #[derive(serde::Deserialize)]
+    struct Times<'a> {
+        #[serde(borrow)]
+        start: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        end: std::borrow::Cow<'a, str>,
+    }
+    let times: Times<'_> = serde_json::from_slice(bytes).ok()?;
+    Some((offset_of(&times.start)?, offset_of(&times.end)?))
+}
+
+/// `+HH:MM` / `-HH:MM` at the end of an RFC 3339 time, in seconds (`None` for `Z`).
+fn offset_of(text: &str) -> Option<i32> {
+    let tail = text.get(text.len().checked_sub(6)?..)?.as_bytes();
+    let sign = match tail[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digit = |b: u8| b.is_ascii_digit().then(|| i32::from(b - b'0'));
+    let (h, m) = (
+        digit(tail[1])? * 10 + digit(tail[2])?,
+        digit(tail[4])? * 10 + digit(tail[5])?,
+    );
+    (tail[3] == b':').then_some(sign * (h * 3600 + m * 60))
 }
 
 fn timestamp<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Millis, D::Error> {
@@ -225,6 +330,7 @@ mod tests {
                 csat_ratio: None,
                 csat_margin: None,
                 ces_score: Some(7.0),
+                ..Kpis::default()
             },
             features: vec![
                 (
@@ -243,6 +349,7 @@ mod tests {
                 ),
             ],
             watermark: END + 1,
+            utc_offsets: None,
         }
     }
 

@@ -12,6 +12,16 @@ use engauge_core::{Event, EventKind, Millis, Survey};
 /// 2026-11-22T12:00:00Z, the wall clock the fixtures are written against.
 const NOW: Millis = 1_795_348_800_000;
 
+/// Fixtures may pay in euros, which convert at 1.5 base units each; other currencies are unknown.
+fn ctx() -> DecodeContext {
+    DecodeContext {
+        currencies: std::sync::Arc::new(
+            engauge_codec::CurrencyRates::new("USD", &[("EUR".to_owned(), 1.5)]).expect("rates"),
+        ),
+        ..DecodeContext::new(NOW)
+    }
+}
+
 fn fixtures(folder: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/events")
@@ -50,7 +60,7 @@ fn check_invariants(name: &str, event: &Event<'_>) {
 
 #[test]
 fn valid_events_decode() {
-    let ctx = DecodeContext::new(NOW);
+    let ctx = ctx();
     let files = fixtures("valid");
     assert!(files.len() >= 10, "only {} valid fixtures", files.len());
     for path in &files {
@@ -66,7 +76,7 @@ fn valid_events_decode() {
 /// What a few fixtures must decode to, beyond being accepted.
 #[test]
 fn valid_events_decode_to_the_right_values() {
-    let ctx = DecodeContext::new(NOW);
+    let ctx = ctx();
     let read = |name: &str| {
         fs::read(
             Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -99,7 +109,9 @@ fn valid_events_decode_to_the_right_values() {
     let bytes = read("purchase_currency");
     assert_eq!(
         decode_event(&bytes, &ctx).expect("valid").kind,
-        EventKind::Purchase { amount: 49.99 }
+        EventKind::Purchase {
+            amount: 49.99 * 1.5
+        }
     );
 
     let bytes = read("refund_integer_amount");
@@ -158,7 +170,7 @@ fn valid_events_decode_to_the_right_values() {
 
 #[test]
 fn invalid_events_are_refused_for_the_named_reason() {
-    let ctx = DecodeContext::new(NOW);
+    let ctx = ctx();
     let files = fixtures("invalid");
     let mut seen = BTreeSet::new();
     for path in &files {
@@ -207,7 +219,7 @@ fn invalid_events_are_refused_for_the_named_reason() {
 
 #[test]
 fn exactly_the_limit_is_not_oversize() {
-    let ctx = DecodeContext::new(NOW);
+    let ctx = ctx();
     let head =
         r#"{"id":"evt-1","type":"page_view","user_id":"u-1","ts":"2026-11-22T11:00:00Z","pad":""#;
     let fill = DecodeContext::DEFAULT_MAX_EVENT_BYTES - head.len() - 2;

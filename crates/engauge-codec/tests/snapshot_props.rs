@@ -76,6 +76,7 @@ fn snapshot(finite_only: bool) -> impl Strategy<Value = Snapshot> {
                     csat_ratio: r.4,
                     csat_margin: r.5,
                     ces_score: r.6,
+                    ..Kpis::default()
                 },
                 features: features
                     .into_iter()
@@ -90,6 +91,7 @@ fn snapshot(finite_only: bool) -> impl Strategy<Value = Snapshot> {
                     })
                     .collect(),
                 watermark: end + Millis::from(lag),
+                utc_offsets: None,
             },
         )
 }

@@ -1,15 +1,19 @@
 //! Validated engine configuration. Parsing (TOML, env, duration strings) happens in the binary;
 //! this is the typed, checked form the engine runs on.
 
+use crate::calendar::{Calendar, CalendarSpec};
 use crate::time::{DAY, HOUR, MINUTE, format_duration};
 use crate::{Millis, Survey};
 
-/// A sliding window: instances end at multiples of `slide` and cover `[end - length, end)`.
+/// A window. Sliding (the default): instances end at multiples of `slide` and cover
+/// `[end - length, end)`. Calendar (`calendar` set): instances are the local days, weeks or
+/// months of a time zone; `length` and `slide` are then unused (0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowSpec {
     pub name: String,
     pub length: Millis,
     pub slide: Millis,
+    pub calendar: Option<CalendarSpec>,
 }
 
 impl WindowSpec {
@@ -18,6 +22,17 @@ impl WindowSpec {
             name: name.into(),
             length,
             slide,
+            calendar: None,
+        }
+    }
+
+    /// A calendar window.
+    pub fn calendar(name: impl Into<String>, spec: CalendarSpec) -> Self {
+        WindowSpec {
+            name: name.into(),
+            length: 0,
+            slide: 0,
+            calendar: Some(spec),
         }
     }
 
@@ -127,6 +142,29 @@ pub struct EngineConfig {
     pub surveys: SurveyScales,
     /// Event types that do not count as activity (default: `survey_response`).
     pub non_activity_types: Vec<String>,
+    /// Retention, churn and lifecycle KPIs (each window also tracks the period before it, so
+    /// per-user state is kept for twice the longest window).
+    pub lifecycle: bool,
+    pub clv: ClvConfig,
+    /// `n` of `n_day_retention_ratio` on calendar `day` windows (default 1, 7, 30).
+    pub n_day_retention: Vec<u32>,
+}
+
+/// The customer-lifetime-value estimate: `arpu × gross_margin / churn_ratio` on the window
+/// whose length is `period`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClvConfig {
+    pub period: Millis,
+    pub gross_margin: f64,
+}
+
+impl Default for ClvConfig {
+    fn default() -> Self {
+        ClvConfig {
+            period: 30 * DAY,
+            gross_margin: 1.0,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -141,6 +179,9 @@ impl Default for EngineConfig {
             features: FeaturesConfig::default(),
             surveys: SurveyScales::default(),
             non_activity_types: vec!["survey_response".into()],
+            lifecycle: true,
+            clv: ClvConfig::default(),
+            n_day_retention: vec![1, 7, 30],
         }
     }
 }
@@ -191,6 +232,10 @@ impl EngineConfig {
                     format!("duplicate window name {:?}", w.name),
                 ));
             }
+            if let Some(spec) = &w.calendar {
+                Calendar::new(spec).map_err(|e| ConfigError::new(format!("{key}.timezone"), e))?;
+                continue;
+            }
             if w.slide < 1_000 || w.slide % 1_000 != 0 {
                 return Err(ConfigError::new(
                     format!("{key}.slide"),
@@ -230,6 +275,21 @@ impl EngineConfig {
         }
         if self.session_max > 7 * DAY {
             return Err(ConfigError::new("sessions.max", "must be at most 7d"));
+        }
+        if !(self.clv.gross_margin.is_finite() && self.clv.gross_margin >= 0.0) {
+            return Err(ConfigError::new(
+                "clv.gross_margin",
+                "must be a finite number >= 0",
+            ));
+        }
+        if self.n_day_retention.iter().any(|&n| n == 0 || n > 366) {
+            return Err(ConfigError::new(
+                "retention.n_days",
+                "each n must be within 1..=366",
+            ));
+        }
+        if self.clv.period <= 0 {
+            return Err(ConfigError::new("clv.period", "must be positive"));
         }
         let seg = &self.segments;
         for (i, set) in seg.sets.iter().enumerate() {

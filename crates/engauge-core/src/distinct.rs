@@ -120,6 +120,18 @@ impl LastSeenCounts {
         self.running[r] = self.running[r] + u64::from(entering) - u64::from(leaving);
     }
 
+    /// Range `r` grows by one level pane at its end (calendar instances keep their start).
+    pub fn grow(&mut self, r: usize, range: &TrackedRange, old_to: u32) {
+        self.running[r] += u64::from(self.rings[range.level].get(old_to));
+    }
+
+    /// Range `r` (at `level`) loses the level panes `from..to` at its start.
+    pub fn shrink(&mut self, r: usize, level: usize, from: u32, to: u32) {
+        let ring = &self.rings[level];
+        let leaving: u64 = (from..to).map(|k| u64::from(ring.get(k))).sum();
+        self.running[r] = self.running[r].saturating_sub(leaving);
+    }
+
     /// Range `r` restarts empty (after a jump over a quiet stretch).
     pub fn reset(&mut self, r: usize) {
         self.running[r] = 0;

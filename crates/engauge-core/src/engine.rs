@@ -11,15 +11,16 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashMap;
 
+use crate::calendar::{BOUNDARY_GRAIN, Calendar, CalendarPeriod};
 use crate::distinct::{LastSeenCounts, LevelShape, TrackedRange, base_pane};
 use crate::kpi::{self, DurationStats, Kpis, SurveyCounts};
-use crate::pane::{Contribution, PaneRing, SurveyMark, WindowSeg};
+use crate::pane::{Contribution, Mark, PaneRing, WindowSeg};
 use crate::segment::{CappedValues, Segmenter};
 use crate::session::{self, OpenSession, SessionKey, SessionStep, Timer, Timers};
 use crate::time::DAY;
 use crate::users::{Interner, SegUser, UserState};
 use crate::{
-    ConfigError, EngineConfig, Event, EventKind, FeatureKpis, Millis, Snapshot, Survey,
+    ConfigError, EngineConfig, Event, EventKind, FeatureKpis, Millis, Snapshot, Survey, WindowSpec,
     dedup::Dedup,
 };
 
@@ -55,6 +56,10 @@ pub struct EngineStats {
 }
 
 const NO_FEATURE: u16 = u16::MAX;
+/// Reserved feature ids whose distinct users are KPIs of their own: users with a purchase, and
+/// users who cancelled. Real feature ids stay below 10 000 (`features.max_values`).
+const PAYING: u16 = u16::MAX - 1;
+const CANCELLED: u16 = u16::MAX - 2;
 const NO_PANE: u32 = u32::MAX;
 const NO_SESSION: Millis = i64::MIN;
 const THIRTY_DAYS: Millis = 30 * DAY;
@@ -68,7 +73,7 @@ struct Pending {
     segs_at: u32,
     feature: u16,
     activity: bool,
-    mark: SurveyMark,
+    mark: Mark,
     /// Hash of `session_id`, 0 when absent.
     sid: u64,
 }
@@ -91,6 +96,121 @@ struct WindowState {
     running: Vec<WindowSeg>,
     /// Tracked range of `[end − 1d, end)` for stickiness, on 30-day windows.
     stickiness: Option<usize>,
+    /// Tracked range of `[end − 2·length, end)` (the previous and current periods), with
+    /// lifecycle KPIs on.
+    double: Option<usize>,
+    /// Per segment: retained and new users of future instances (lifecycle KPIs on).
+    life: Vec<LifeSeg>,
+}
+
+/// A calendar window: tumbling instances over local days, weeks or months.
+#[derive(Debug)]
+struct CalendarState {
+    name: String,
+    calendar: Calendar,
+    /// Index into `levels` of the quarter-hour ring.
+    level: usize,
+    cur: Option<CalInstance>,
+    /// Last quarter hour processed: running sums and ranges cover `[cur.start, e_last)`.
+    e_last: Option<Millis>,
+    running: Vec<WindowSeg>,
+    /// Tracked ranges `[cur.start, e_last)` and, with lifecycle KPIs, `[cur.prev_start, e_last)`.
+    range: usize,
+    double: Option<usize>,
+    /// Per segment: (retained, new) users of the current instance.
+    life: Vec<(u64, u64)>,
+    /// `n` of n-day retention (day windows only).
+    n_days: Vec<u32>,
+    /// Per `n`: users of the all-users segment first seen `n` days before, active today.
+    n_day_returned: Vec<u64>,
+    /// Closed instances, newest last: (start, new users of the all-users segment).
+    history: std::collections::VecDeque<(Millis, u64)>,
+}
+
+/// The current instance of a calendar window and the start of the one before.
+#[derive(Debug, Clone, Copy)]
+struct CalInstance {
+    prev_start: Millis,
+    start: Millis,
+    end: Millis,
+}
+
+impl CalendarState {
+    fn instance_at(&self, t: Millis) -> CalInstance {
+        let start = self.calendar.start_of(t);
+        CalInstance {
+            prev_start: self.calendar.start_of(start - 1),
+            start,
+            end: self.calendar.next_start(start),
+        }
+    }
+
+    /// Days back from the current instance to the one holding `t` (1 = the previous day), if
+    /// it is in the history.
+    fn days_back(&self, t: Millis) -> Option<u32> {
+        let cur = self.cur?;
+        let mut end = cur.start;
+        for (back, &(start, _)) in self.history.iter().rev().enumerate() {
+            if t >= start && t < end {
+                return Some(back as u32 + 1);
+            }
+            end = start;
+        }
+        None
+    }
+}
+
+/// Counts that events add to a range of future instances of one window, read as each instance
+/// closes: a difference array over instance indices (`end / slide`) in a ring.
+#[derive(Debug, Clone)]
+struct FutureCounts {
+    slots: Vec<i64>,
+    running: i64,
+}
+
+impl FutureCounts {
+    fn new(len: usize) -> Self {
+        FutureCounts {
+            slots: vec![0; len],
+            running: 0,
+        }
+    }
+
+    /// Adds `delta` to instances `from..to` (indices); `closed` is the last closed index. The
+    /// ring is long enough for every range the engine adds (at most two window lengths ahead).
+    fn add(&mut self, closed: i64, from: i64, to: i64, delta: i64) {
+        let n = self.slots.len() as i64;
+        let from = from.max(closed + 1);
+        let to = to.min(closed + n);
+        if from >= to {
+            return;
+        }
+        self.slots[from.rem_euclid(n) as usize] += delta;
+        self.slots[to.rem_euclid(n) as usize] -= delta;
+    }
+
+    /// Instance `k` closes: its count.
+    fn close(&mut self, k: i64) -> u64 {
+        let n = self.slots.len() as i64;
+        let slot = &mut self.slots[k.rem_euclid(n) as usize];
+        self.running += *slot;
+        *slot = 0;
+        self.running.max(0) as u64
+    }
+
+    fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|s| *s = 0);
+        self.running = 0;
+    }
+}
+
+/// Lifecycle counts of one (window, segment) that last-seen counts cannot give.
+#[derive(Debug, Clone)]
+struct LifeSeg {
+    /// Users whose activity crosses from the previous period into the current one.
+    retained: FutureCounts,
+    /// Users first seen in the current period.
+    new: FutureCounts,
 }
 
 /// The engine. See ARCHITECTURE.md for how panes, last-seen counts and sessions fit together.
@@ -101,7 +221,8 @@ pub struct Engine {
     base: Millis,
     /// Least common multiple of all slides: boundaries where every window closes.
     lcm: Millis,
-    max_length: Millis,
+    /// How far back per-user state matters: the longest window, twice with lifecycle KPIs.
+    horizon: Millis,
     /// One pane ring per distinct slide, finest first.
     levels: Vec<PaneRing>,
     /// Whether every coarser level's panes are unions of finest-level panes; then events write
@@ -113,6 +234,7 @@ pub struct Engine {
     /// Distinct-count ranges: one per window (same index), then the stickiness ranges.
     ranges: Vec<TrackedRange>,
     windows: Vec<WindowState>,
+    calendars: Vec<CalendarState>,
     segmenter: Segmenter,
     features: CappedValues,
     users: Interner,
@@ -148,22 +270,35 @@ fn gcd(a: i64, b: i64) -> i64 {
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, ConfigError> {
         config.validate()?;
-        let base = config.windows.iter().fold(0, |g, w| gcd(g, w.slide));
-        let lcm = config
+        let sliding: Vec<WindowSpec> = config
             .windows
             .iter()
-            .fold(1, |l, w| l / gcd(l, w.slide) * w.slide);
-        let mut slides: Vec<Millis> = config.windows.iter().map(|w| w.slide).collect();
+            .filter(|w| w.calendar.is_none())
+            .cloned()
+            .collect();
+        // (slide, longest instance) of every window; calendar windows close on quarter hours.
+        let sized: Vec<(Millis, Millis)> = config
+            .windows
+            .iter()
+            .map(|w| match &w.calendar {
+                Some(c) => (BOUNDARY_GRAIN, c.period.max_length()),
+                None => (w.slide, w.length),
+            })
+            .collect();
+        let base = sized.iter().fold(0, |g, &(slide, _)| gcd(g, slide));
+        let lcm = sized
+            .iter()
+            .fold(1, |l, &(slide, _)| l / gcd(l, slide) * slide);
+        let mut slides: Vec<Millis> = sized.iter().map(|&(slide, _)| slide).collect();
         slides.sort_unstable();
         slides.dedup();
         let levels: Vec<PaneRing> = slides
             .iter()
             .map(|&g| {
-                let longest = config
-                    .windows
+                let longest = sized
                     .iter()
-                    .filter(|w| w.slide == g)
-                    .map(|w| w.length)
+                    .filter(|&&(slide, _)| slide == g)
+                    .map(|&(_, length)| length)
                     .max()
                     .unwrap_or(g);
                 // A session split by `session_max` closes at `last + gap`, up to one gap past
@@ -173,23 +308,23 @@ impl Engine {
                 PaneRing::new(g, (longest / g + headroom) as usize + 1)
             })
             .collect();
+        // Last-seen counts cover the previous period too when lifecycle KPIs are on.
+        let periods = if config.lifecycle { 2 } else { 1 };
         let shape = levels
             .iter()
             .map(|r| LevelShape {
                 ratio: (r.granularity / base) as u32,
-                panes: (config
-                    .windows
+                panes: (sized
                     .iter()
-                    .filter(|w| w.slide == r.granularity)
-                    .map(|w| w.length)
+                    .filter(|&&(slide, _)| slide == r.granularity)
+                    .map(|&(_, length)| periods * length)
                     .max()
                     .unwrap_or(r.granularity)
                     / r.granularity) as usize
                     + 1,
             })
             .collect();
-        let mut ranges: Vec<TrackedRange> = config
-            .windows
+        let mut ranges: Vec<TrackedRange> = sliding
             .iter()
             .map(|w| TrackedRange {
                 level: slides
@@ -200,8 +335,7 @@ impl Engine {
                 to: None,
             })
             .collect();
-        let windows = config
-            .windows
+        let windows: Vec<WindowState> = sliding
             .iter()
             .enumerate()
             .map(|(i, w)| WindowState {
@@ -222,20 +356,74 @@ impl Engine {
                     });
                     ranges.len() - 1
                 }),
+                double: config.lifecycle.then(|| {
+                    ranges.push(TrackedRange {
+                        level: ranges[i].level,
+                        len: (2 * w.length / w.slide) as u32,
+                        to: None,
+                    });
+                    ranges.len() - 1
+                }),
+                life: Vec::new(),
             })
             .collect();
-        let max_length = config.windows.iter().map(|w| w.length).max().unwrap_or(0);
+        let cal_level = slides
+            .iter()
+            .position(|&g| g == BOUNDARY_GRAIN)
+            .unwrap_or(0);
+        let mut calendars = Vec::new();
+        for w in &config.windows {
+            let Some(spec) = &w.calendar else { continue };
+            let calendar = Calendar::new(spec).map_err(|e| ConfigError::new("windows", e))?;
+            let len = (spec.period.max_length() / BOUNDARY_GRAIN) as u32;
+            ranges.push(TrackedRange {
+                level: cal_level,
+                len: 0,
+                to: None,
+            });
+            let range = ranges.len() - 1;
+            let double = config.lifecycle.then(|| {
+                ranges.push(TrackedRange {
+                    level: cal_level,
+                    len: 0,
+                    to: None,
+                });
+                ranges.len() - 1
+            });
+            debug_assert!(len > 0);
+            calendars.push(CalendarState {
+                name: w.name.clone(),
+                n_days: if spec.period == CalendarPeriod::Day {
+                    config.n_day_retention.clone()
+                } else {
+                    Vec::new()
+                },
+                calendar,
+                level: cal_level,
+                cur: None,
+                e_last: None,
+                running: Vec::new(),
+                range,
+                double,
+                life: Vec::new(),
+                n_day_returned: Vec::new(),
+                history: std::collections::VecDeque::new(),
+            });
+        }
+        let max_length = sized.iter().map(|&(_, length)| length).max().unwrap_or(0);
+        let horizon = periods * max_length;
         let roll_up = slides.iter().all(|g| g % slides[0] == 0);
         Ok(Engine {
             roll_up,
             rolled_until: i64::MIN,
             base,
             lcm,
-            max_length,
+            horizon,
             levels,
             shape,
             ranges,
             windows,
+            calendars,
             segmenter: Segmenter::new(&config.segments),
             features: CappedValues::new(
                 config.features.max_values,
@@ -294,6 +482,10 @@ impl Engine {
                 Some(e) => t < e + w.slide - w.length,
                 None => false,
             })
+            && self
+                .calendars
+                .iter()
+                .all(|c| c.cur.is_some_and(|cur| t < cur.start))
     }
 
     /// Adds one validated event. Never panics on any event the codec accepts.
@@ -318,6 +510,8 @@ impl Engine {
         }
         let feature = match &event.kind {
             EventKind::FeatureUsed { feature } => self.features.id(feature),
+            EventKind::Purchase { .. } => PAYING,
+            EventKind::SubscriptionCancelled => CANCELLED,
             _ => NO_FEATURE,
         };
         let pending = Pending {
@@ -330,7 +524,7 @@ impl Engine {
                 .non_activity_types
                 .iter()
                 .any(|t| *t == event.event_type),
-            mark: self.survey_mark(&event.kind),
+            mark: self.mark(&event.kind),
             sid: match &event.session_id {
                 // 0 means "no session id"; a real hash of 0 is moved to 1.
                 Some(sid) => self.session_hasher.hash_one(sid.as_ref()).max(1),
@@ -366,20 +560,29 @@ impl Engine {
         }
     }
 
-    fn survey_mark(&self, kind: &EventKind<'_>) -> SurveyMark {
+    fn mark(&self, kind: &EventKind<'_>) -> Mark {
         let s = &self.config.surveys;
         match *kind {
             EventKind::SurveyResponse { survey, score } => match survey {
-                Survey::Nps => SurveyMark::Nps {
+                Survey::Nps => Mark::Nps {
                     promoter: score >= s.nps_promoter_min,
                     detractor: score <= s.nps_detractor_max,
                 },
-                Survey::Csat => SurveyMark::Csat {
+                Survey::Csat => Mark::Csat {
                     satisfied: score >= s.csat_satisfied_min,
                 },
-                Survey::Ces => SurveyMark::Ces { score },
+                Survey::Ces => Mark::Ces { score },
             },
-            _ => SurveyMark::None,
+            EventKind::Purchase { amount } => Mark::Purchase {
+                micros: to_micros(amount),
+            },
+            EventKind::Refund { amount } => Mark::Refund {
+                micros: to_micros(amount),
+            },
+            EventKind::SubscriptionCancelled => Mark::Cancellation,
+            EventKind::SupportTicket => Mark::SupportTicket,
+            EventKind::SelfServiceResolved => Mark::SelfService,
+            _ => Mark::None,
         }
     }
 
@@ -398,6 +601,10 @@ impl Engine {
             }
             if e.activity {
                 let state = &mut self.user_state[e.user as usize];
+                if state.first_seen == 0 || bp < state.first_seen - 1 {
+                    state.first_seen = bp + 1;
+                }
+                let first = state.first_seen - 1;
                 let pos = match state.segs.iter().position(|s| s.seg == seg) {
                     Some(p) => p,
                     None => {
@@ -415,6 +622,20 @@ impl Engine {
                     let old = (su.last_pane != NO_PANE).then_some(su.last_pane);
                     self.seg_counts[seg_idx].moved(&self.shape, &self.ranges, old, bp);
                     su.last_pane = bp;
+                    if self.config.lifecycle {
+                        lifecycle_moved(&mut self.windows, self.base, seg_idx, old, bp, first);
+                    }
+                    if !self.calendars.is_empty() {
+                        calendar_moved(
+                            &mut self.calendars,
+                            self.base,
+                            seg_idx,
+                            old,
+                            bp,
+                            first,
+                            self.config.lifecycle,
+                        );
+                    }
                 }
                 if !late {
                     let gap = self.config.session_gap;
@@ -547,6 +768,18 @@ impl Engine {
                     w.running[seg].apply(c);
                 }
             }
+            for cal in &mut self.calendars {
+                if let (Some(e), Some(cur)) = (cal.e_last, cal.cur)
+                    && t >= cur.start
+                    && t < e
+                {
+                    let seg = seg as usize;
+                    if cal.running.len() <= seg {
+                        cal.running.resize_with(seg + 1, WindowSeg::default);
+                    }
+                    cal.running[seg].apply(c);
+                }
+            }
         }
     }
 
@@ -571,7 +804,7 @@ impl Engine {
                 }
                 self.rolled_until =
                     start.div_euclid(self.levels[0].granularity) * self.levels[0].granularity;
-                self.restart_ranges();
+                self.restart_ranges(start);
                 start
             }
         };
@@ -584,7 +817,7 @@ impl Engine {
                     w.running.iter_mut().for_each(|r| *r = WindowSeg::default());
                 }
                 self.rolled_until = target;
-                self.restart_ranges();
+                self.restart_ranges(target);
                 continue;
             }
             let b = f + self.base;
@@ -601,12 +834,42 @@ impl Engine {
 
     /// Points every tracked range at its window's last end, with empty running counts (valid at
     /// the start and after a quiet jump: no user's last pane lies in any range then).
-    fn restart_ranges(&mut self) {
+    fn restart_ranges(&mut self, at: Millis) {
         for (wi, w) in self.windows.iter().enumerate() {
             let to = Some((w.e_last.expect("set before restart") / w.slide) as u32);
             self.ranges[wi].to = to;
             if let Some(r) = w.stickiness {
                 self.ranges[r].to = to;
+            }
+            if let Some(r) = w.double {
+                self.ranges[r].to = to;
+            }
+        }
+        for w in &mut self.windows {
+            for life in &mut w.life {
+                life.retained.clear();
+                life.new.clear();
+            }
+        }
+        let at = at.div_euclid(BOUNDARY_GRAIN) * BOUNDARY_GRAIN;
+        for cal in &mut self.calendars {
+            let cur = cal.instance_at(at);
+            cal.cur = Some(cur);
+            cal.e_last = Some(at);
+            cal.running
+                .iter_mut()
+                .for_each(|r| *r = WindowSeg::default());
+            cal.life.clear();
+            cal.n_day_returned = vec![0; cal.n_days.len()];
+            cal.history.clear();
+            let to = Some((at / BOUNDARY_GRAIN) as u32);
+            let range = &mut self.ranges[cal.range];
+            range.to = to;
+            range.len = ((at - cur.start) / BOUNDARY_GRAIN) as u32;
+            if let Some(r) = cal.double {
+                let range = &mut self.ranges[r];
+                range.to = to;
+                range.len = ((at - cur.prev_start) / BOUNDARY_GRAIN) as u32;
             }
         }
         for r in 0..self.ranges.len() {
@@ -627,7 +890,12 @@ impl Engine {
                     .iter()
                     .all(|r| r.agg.events == 0 && r.agg.sessions == 0)
         });
-        if !all_empty {
+        let calendars_empty = self.calendars.iter().all(|c| {
+            c.running
+                .iter()
+                .all(|r| r.agg.events == 0 && r.agg.sessions == 0)
+        });
+        if !all_empty || !calendars_empty {
             return None;
         }
         let next_data = self
@@ -636,8 +904,8 @@ impl Engine {
             .next()
             .map_or(Millis::MAX, |&p| i64::from(p) * self.base);
         let target = next_data.min(watermark).div_euclid(self.lcm) * self.lcm;
-        // Jumping pays off only past the longest window; short stretches are walked.
-        (target > f + self.max_length).then(|| {
+        // Jumping pays off only past the horizon; short stretches are walked.
+        (target > f + self.horizon).then(|| {
             self.timers = Timers::default();
             target
         })
@@ -677,6 +945,11 @@ impl Engine {
         for wi in 0..self.windows.len() {
             if b.rem_euclid(self.windows[wi].slide) == 0 {
                 self.close_instance(wi, b, watermark, out);
+            }
+        }
+        if b.rem_euclid(BOUNDARY_GRAIN) == 0 {
+            for ci in 0..self.calendars.len() {
+                self.step_calendar(ci, b, watermark, out);
             }
         }
         out[first..].sort_by(|a, b| {
@@ -752,7 +1025,7 @@ impl Engine {
             }
         }
         w.e_last = Some(end);
-        for r in std::iter::once(wi).chain(w.stickiness) {
+        for r in std::iter::once(wi).chain(w.stickiness).chain(w.double) {
             let range = &mut self.ranges[r];
             let old_to = range.to.expect("ranges start with the windows");
             for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
@@ -760,7 +1033,14 @@ impl Engine {
             }
             range.to = Some((end / g) as u32);
         }
+        // Every instance reads its lifecycle counts, published or not, to keep them in step.
+        let k = end / w.slide;
+        let mut life: Vec<(u64, u64)> = Vec::with_capacity(w.life.len());
+        for l in &mut w.life {
+            life.push((l.retained.close(k), l.new.close(k)));
+        }
         let w = &self.windows[wi];
+        let clv_window = w.length == self.config.clv.period;
         for (seg, running) in w.running.iter().enumerate() {
             if running.agg.events <= 0 {
                 continue;
@@ -770,8 +1050,33 @@ impl Engine {
             let stickiness = w
                 .stickiness
                 .and_then(|r| kpi::ratio(counts.count(r) as f64, active as f64));
+            let distinct = |feature: u16| {
+                self.feature_keys
+                    .get(&(seg as u32, feature))
+                    .map_or(0, |&k| self.feature_counts[k as usize].count(wi))
+            };
+            let lifecycle = w.double.map(|r| {
+                let (retained, new) = life.get(seg).copied().unwrap_or((0, 0));
+                Lifecycle {
+                    churned: counts.count(r).saturating_sub(active),
+                    retained,
+                    new,
+                }
+            });
+            let people = People {
+                active,
+                paying: distinct(PAYING),
+                cancelled: distinct(CANCELLED),
+                lifecycle,
+            };
+            let mut kpis = kpis_of(running, &people, stickiness);
+            if clv_window {
+                kpis.clv_estimate =
+                    kpi::clv(kpis.arpu, self.config.clv.gross_margin, kpis.churn_ratio);
+            }
             let mut features: Vec<(String, FeatureKpis)> = self.seg_features[seg]
                 .iter()
+                .filter(|&&k| !matches!(self.feature_of_key[k as usize], PAYING | CANCELLED))
                 .filter_map(|&k| {
                     let users = self.feature_counts[k as usize].count(wi);
                     (users > 0).then_some((k, users))
@@ -795,16 +1100,165 @@ impl Engine {
                 start: end - w.length,
                 end,
                 segment: info.labels.clone(),
-                kpis: kpis_of(running, active, stickiness),
+                kpis,
                 features,
                 watermark,
+                utc_offsets: None,
             });
+        }
+    }
+
+    /// Quarter-hour boundary `b` of calendar window `ci`: the quarter hour before it joins the
+    /// current instance, which closes when `b` is its end.
+    fn step_calendar(&mut self, ci: usize, b: Millis, watermark: Millis, out: &mut Vec<Snapshot>) {
+        let cal = &mut self.calendars[ci];
+        let (Some(cur), Some(e_last)) = (cal.cur, cal.e_last) else {
+            return;
+        };
+        if b <= e_last {
+            return;
+        }
+        let g = BOUNDARY_GRAIN;
+        let n_segs = self.segmenter.len();
+        if cal.running.len() < n_segs {
+            cal.running.resize_with(n_segs, WindowSeg::default);
+        }
+        if let Some(entering) = self.levels[cal.level].pane(b / g - 1) {
+            for (r, p) in cal.running.iter_mut().zip(entering) {
+                r.merge(p, 1);
+            }
+        }
+        for r in std::iter::once(cal.range).chain(cal.double) {
+            let range = &mut self.ranges[r];
+            let old_to = range.to.expect("calendar ranges start at restart");
+            for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
+                c.grow(r, range, old_to);
+            }
+            range.to = Some(old_to + 1);
+            range.len += 1;
+        }
+        cal.e_last = Some(b);
+        if b < cur.end {
+            return;
+        }
+        // The instance closes.
+        let cal = &self.calendars[ci];
+        let all_users_new = cal.life.first().map_or(0, |&(_, new)| new);
+        for (seg, running) in cal.running.iter().enumerate() {
+            if running.agg.events <= 0 {
+                continue;
+            }
+            let counts = &self.seg_counts[seg];
+            let active = counts.count(cal.range);
+            let distinct = |feature: u16| {
+                self.feature_keys
+                    .get(&(seg as u32, feature))
+                    .map_or(0, |&k| self.feature_counts[k as usize].count(cal.range))
+            };
+            let lifecycle = cal.double.map(|r| {
+                let (retained, new) = cal.life.get(seg).copied().unwrap_or((0, 0));
+                Lifecycle {
+                    churned: counts.count(r).saturating_sub(active),
+                    retained,
+                    new,
+                }
+            });
+            let people = People {
+                active,
+                paying: distinct(PAYING),
+                cancelled: distinct(CANCELLED),
+                lifecycle,
+            };
+            let mut kpis = kpis_of(running, &people, None);
+            if seg == 0 {
+                kpis.n_day_retention = cal
+                    .n_days
+                    .iter()
+                    .zip(&cal.n_day_returned)
+                    .map(|(&n, &returned)| {
+                        let cohort = cal
+                            .history
+                            .len()
+                            .checked_sub(n as usize)
+                            .and_then(|i| cal.history.get(i))
+                            .map_or(0, |&(_, new)| new);
+                        (n, kpi::ratio(returned as f64, cohort as f64))
+                    })
+                    .collect();
+            }
+            let mut features: Vec<(String, FeatureKpis)> = self.seg_features[seg]
+                .iter()
+                .filter(|&&k| !matches!(self.feature_of_key[k as usize], PAYING | CANCELLED))
+                .filter_map(|&k| {
+                    let users = self.feature_counts[k as usize].count(cal.range);
+                    (users > 0).then_some((k, users))
+                })
+                .map(|(k, users)| {
+                    (
+                        self.features
+                            .name(self.feature_of_key[k as usize])
+                            .to_owned(),
+                        FeatureKpis {
+                            users,
+                            adoption_ratio: kpi::ratio(users as f64, active as f64),
+                        },
+                    )
+                })
+                .collect();
+            features.sort_by(|a, b| a.0.cmp(&b.0));
+            let info = self.segmenter.info(seg as u32);
+            out.push(Snapshot {
+                window: cal.name.clone(),
+                start: cur.start,
+                end: cur.end,
+                segment: info.labels.clone(),
+                kpis,
+                features,
+                watermark,
+                utc_offsets: Some((
+                    cal.calendar.offset_seconds(cur.start),
+                    cal.calendar.offset_seconds(cur.end),
+                )),
+            });
+        }
+        // The next instance starts empty; the double range drops the period before this one.
+        let cal = &mut self.calendars[ci];
+        let keep = cal.n_days.iter().copied().max().unwrap_or(0) as usize;
+        if keep > 0 {
+            cal.history.push_back((cur.start, all_users_new));
+            while cal.history.len() > keep {
+                cal.history.pop_front();
+            }
+        }
+        let next = CalInstance {
+            prev_start: cur.start,
+            start: cur.end,
+            end: cal.calendar.next_start(cur.end),
+        };
+        cal.cur = Some(next);
+        cal.running
+            .iter_mut()
+            .for_each(|r| *r = WindowSeg::default());
+        cal.life.iter_mut().for_each(|l| *l = (0, 0));
+        cal.n_day_returned.iter_mut().for_each(|n| *n = 0);
+        let (range, double) = (cal.range, cal.double);
+        for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
+            c.reset(range);
+        }
+        self.ranges[range].len = 0;
+        if let Some(r) = double {
+            let from = (cur.prev_start / g) as u32;
+            let to = (cur.start / g) as u32;
+            for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
+                c.shrink(r, self.ranges[r].level, from, to);
+            }
+            self.ranges[r].len = ((b - cur.start) / g) as u32;
         }
     }
 
     /// Drops per-user state that no window can see any more.
     fn sweep(&mut self, frontier: Millis) {
-        let keep_from = base_pane((frontier - self.max_length - self.lcm).max(0), self.base);
+        let keep_from = base_pane((frontier - self.horizon - self.lcm).max(0), self.base);
         for state in &mut self.user_state {
             state
                 .segs
@@ -814,7 +1268,121 @@ impl Engine {
     }
 }
 
-fn kpis_of(r: &WindowSeg, active: u64, stickiness: Option<f64>) -> Kpis {
+/// A user's last active pane in segment `seg` moved from `old` to `new` (`first`: the
+/// user's first active pane). Adds the instances this makes them retained or new in.
+fn lifecycle_moved(
+    windows: &mut [WindowState],
+    base: Millis,
+    seg: usize,
+    old: Option<u32>,
+    new: u32,
+    first: u32,
+) {
+    for w in windows {
+        let (l, s) = (w.length, w.slide);
+        let closed = w.e_last.map_or(i64::MIN / 2, |e| e / s);
+        if w.life.len() <= seg {
+            let slots = (2 * l / s + 4) as usize;
+            w.life.resize_with(seg + 1, || LifeSeg {
+                retained: FutureCounts::new(slots),
+                new: FutureCounts::new(slots),
+            });
+        }
+        let life = &mut w.life[seg];
+        let n = i64::from(new) * base;
+        match old {
+            // Retained in the instances whose previous period holds `old` and whose
+            // current period holds `new`: ends in (old + L, old + 2L] ∩ (new, new + L].
+            Some(old) => {
+                let o = i64::from(old) * base;
+                let from = (o + l).max(n).div_euclid(s) + 1;
+                let to = (o + 2 * l).min(n + l).div_euclid(s) + 1;
+                life.retained.add(closed, from, to, 1);
+            }
+            // First activity in this segment: new in the instances whose current period
+            // holds both it and the user's first activity: ends in (new, first + L].
+            None => {
+                let f = i64::from(first) * base;
+                let from = n.max(f).div_euclid(s) + 1;
+                let to = (f + l).div_euclid(s) + 1;
+                life.new.add(closed, from, to, 1);
+            }
+        }
+    }
+}
+
+/// [`lifecycle_moved`] for calendar windows: a user is retained when their activity moves
+/// from the previous instance into the current one, new when their first activity ever and
+/// their first in the segment fall in the current one; and, on day windows, for the all-users
+/// segment, "returned after n days" when their first activity today follows a first activity
+/// ever `n` days ago.
+fn calendar_moved(
+    calendars: &mut [CalendarState],
+    base: Millis,
+    seg: usize,
+    old: Option<u32>,
+    new: u32,
+    first: u32,
+    lifecycle: bool,
+) {
+    let n = i64::from(new) * base;
+    let o = old.map(|o| i64::from(o) * base);
+    let f = i64::from(first) * base;
+    for cal in calendars {
+        let Some(cur) = cal.cur else { continue };
+        if n < cur.start || n >= cur.end {
+            continue;
+        }
+        if lifecycle {
+            if cal.life.len() <= seg {
+                cal.life.resize(seg + 1, (0, 0));
+            }
+            match o {
+                Some(o) if o >= cur.prev_start && o < cur.start => cal.life[seg].0 += 1,
+                None if f >= cur.start => cal.life[seg].1 += 1,
+                _ => {}
+            }
+        }
+        let first_today = o.is_none_or(|o| o < cur.start);
+        if seg == 0
+            && first_today
+            && !cal.n_days.is_empty()
+            && let Some(back) = cal.days_back(f)
+        {
+            for (i, &days) in cal.n_days.iter().enumerate() {
+                if days == back {
+                    cal.n_day_returned[i] += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Lifecycle counts of one (instance, segment).
+#[derive(Debug, Clone, Copy)]
+struct Lifecycle {
+    retained: u64,
+    churned: u64,
+    new: u64,
+}
+
+/// Distinct-user counts of one (instance, segment).
+#[derive(Debug, Clone, Copy)]
+struct People {
+    active: u64,
+    paying: u64,
+    cancelled: u64,
+    lifecycle: Option<Lifecycle>,
+}
+
+/// An amount in micro-units (amounts are validated finite and bounded by the codec; `as`
+/// saturates anything else rather than wrapping).
+fn to_micros(amount: f64) -> i64 {
+    (amount * 1e6).round() as i64
+}
+
+fn kpis_of(r: &WindowSeg, people: &People, stickiness: Option<f64>) -> Kpis {
+    let active = people.active;
     let a = &r.agg;
     let sessions = a.sessions.max(0) as u64;
     let (nps, nps_margin) = kpi::nps(
@@ -850,7 +1418,43 @@ fn kpis_of(r: &WindowSeg, active: u64, stickiness: Option<f64>) -> Kpis {
         csat_ratio,
         csat_margin,
         ces_score: kpi::ratio(a.ces_sum as f64, a.ces_n as f64),
+        ..lifecycle_and_money(a, people)
     }
+}
+
+/// The lifecycle, revenue and support KPIs.
+fn lifecycle_and_money(a: &crate::pane::Agg, people: &People) -> Kpis {
+    let active = people.active;
+    let revenue = a.revenue_micros as f64 / 1e6;
+    let orders = a.orders.max(0) as u64;
+    let arpu = kpi::ratio(revenue, active as f64);
+    let tickets = a.support_tickets.max(0) as u64;
+    let self_service = a.self_service.max(0) as u64;
+    let mut k = Kpis {
+        revenue,
+        orders,
+        aov: kpi::ratio(a.gross_micros as f64 / 1e6, orders as f64),
+        paying_users: people.paying,
+        arpu,
+        arppu: kpi::ratio(revenue, people.paying as f64),
+        conversion_ratio: kpi::ratio(people.paying as f64, active as f64),
+        cancellations: a.cancellations.max(0) as u64,
+        cancelled_users: people.cancelled,
+        support_tickets: tickets,
+        self_service_resolutions: self_service,
+        self_service_ratio: kpi::ratio(self_service as f64, (self_service + tickets) as f64),
+        ..Kpis::default()
+    };
+    if let Some(l) = people.lifecycle {
+        let previous = l.retained + l.churned;
+        k.retained_users = l.retained;
+        k.churned_users = l.churned;
+        k.new_users = l.new;
+        k.resurrected_users = active.saturating_sub(l.new + l.retained);
+        k.retention_ratio = kpi::ratio(l.retained as f64, previous as f64);
+        k.churn_ratio = kpi::ratio(l.churned as f64, previous as f64);
+    }
+    k
 }
 
 #[cfg(test)]

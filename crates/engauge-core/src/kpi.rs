@@ -16,6 +16,53 @@ pub struct Kpis {
     pub csat_ratio: Option<f64>,
     pub csat_margin: Option<f64>,
     pub ces_score: Option<f64>,
+
+    // Lifecycle, for the current period C = [start, end) and the previous period P of the same
+    // length just before it (see docs/semantics.md). `returning_users` = retained and
+    // `dormant_users` = churned are output names of the same counts.
+    /// Active in P and in C.
+    pub retained_users: u64,
+    /// Active in P, not in C.
+    pub churned_users: u64,
+    /// Active in C, first activity ever seen falls in C.
+    pub new_users: u64,
+    /// Active in C, not in P, first seen before C.
+    pub resurrected_users: u64,
+    /// `retained / |active(P)|`, absent when nobody was active in P.
+    pub retention_ratio: Option<f64>,
+    /// `churned / |active(P)|`, absent when nobody was active in P.
+    pub churn_ratio: Option<f64>,
+
+    // Revenue, in the base currency.
+    /// Purchases minus refunds.
+    pub revenue: f64,
+    /// Number of purchases.
+    pub orders: u64,
+    /// Gross purchase amount / orders.
+    pub aov: Option<f64>,
+    /// Distinct users with a purchase.
+    pub paying_users: u64,
+    /// `revenue / active_users`.
+    pub arpu: Option<f64>,
+    /// `revenue / paying_users`.
+    pub arppu: Option<f64>,
+    /// `paying_users / active_users`.
+    pub conversion_ratio: Option<f64>,
+    /// `arpu × gross_margin / churn_ratio`, on the window whose length is `clv.period` only;
+    /// absent when churn is zero or unknown.
+    pub clv_estimate: Option<f64>,
+    /// `subscription_cancelled` events, and distinct users who sent one.
+    pub cancellations: u64,
+    pub cancelled_users: u64,
+
+    // Support.
+    pub support_tickets: u64,
+    pub self_service_resolutions: u64,
+    /// `self_service / (self_service + tickets)`.
+    pub self_service_ratio: Option<f64>,
+    /// On calendar `day` windows, all-users segment: per configured `n`, the share of the
+    /// users first seen on the local day `n` days before who are active this day.
+    pub n_day_retention: Vec<(u32, Option<f64>)>,
 }
 
 /// Session-duration quantiles and mean, in seconds.
@@ -38,6 +85,12 @@ pub struct SurveyCounts {
 /// `num / den`, or `None` when `den` is zero.
 pub fn ratio(num: f64, den: f64) -> Option<f64> {
     (den != 0.0).then(|| num / den)
+}
+
+/// `arpu × gross_margin / churn_ratio`; absent without ARPU or when churn is zero or unknown.
+pub fn clv(arpu: Option<f64>, gross_margin: f64, churn_ratio: Option<f64>) -> Option<f64> {
+    let churn = churn_ratio.filter(|c| *c > 0.0)?;
+    Some(arpu? * gross_margin / churn)
 }
 
 /// NPS and its 95 % half-width (normal approximation), from promoter/detractor counts.

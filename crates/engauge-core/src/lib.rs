@@ -4,6 +4,7 @@
 //! closed window instances come out as [`Snapshot`]s. Nothing here does I/O, reads a clock, or knows
 //! about serde or Kafka; that keeps the engine deterministic and testable without a broker.
 
+pub mod calendar;
 mod config;
 mod dedup;
 mod distinct;
@@ -15,13 +16,15 @@ pub mod quantile;
 mod replay;
 mod segment;
 mod session;
+pub mod sketch;
 mod snapshot;
 pub mod time;
 mod users;
 mod watermark;
 
+pub use calendar::{CalendarPeriod, CalendarSpec};
 pub use config::{
-    ConfigError, EngineConfig, FeaturesConfig, SegmentsConfig, SurveyScales, WindowSpec,
+    ClvConfig, ConfigError, EngineConfig, FeaturesConfig, SegmentsConfig, SurveyScales, WindowSpec,
 };
 pub use engine::{Engine, EngineStats, Ingested};
 pub use event::{Event, EventKind, Survey};

@@ -5,19 +5,37 @@
 use crate::Millis;
 use crate::quantile::{DenseHistogram, SparseHistogram, bucket_of};
 
-/// How one survey response counts.
+/// What an event adds beyond being counted: a survey response, money, or a support or
+/// subscription signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SurveyMark {
+pub(crate) enum Mark {
     None,
-    Nps { promoter: bool, detractor: bool },
-    Csat { satisfied: bool },
-    Ces { score: i32 },
+    Nps {
+        promoter: bool,
+        detractor: bool,
+    },
+    Csat {
+        satisfied: bool,
+    },
+    Ces {
+        score: i32,
+    },
+    /// Amount in micro-units of the base currency.
+    Purchase {
+        micros: i64,
+    },
+    Refund {
+        micros: i64,
+    },
+    Cancellation,
+    SupportTicket,
+    SelfService,
 }
 
 /// One additive contribution to a (pane, segment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Contribution {
-    Event(SurveyMark),
+    Event(Mark),
     Session { duration_ms: u64 },
 }
 
@@ -34,6 +52,14 @@ pub(crate) struct Agg {
     pub csat_satisfied: i64,
     pub ces_n: i64,
     pub ces_sum: i64,
+    /// Purchases minus refunds, and purchases alone, in micro-units of the base currency
+    /// (integers, so a running sum subtracts a leaving pane exactly).
+    pub revenue_micros: i128,
+    pub gross_micros: i128,
+    pub orders: i64,
+    pub cancellations: i64,
+    pub support_tickets: i64,
+    pub self_service: i64,
 }
 
 impl Agg {
@@ -42,8 +68,8 @@ impl Agg {
             Contribution::Event(mark) => {
                 self.events += 1;
                 match mark {
-                    SurveyMark::None => {}
-                    SurveyMark::Nps {
+                    Mark::None => {}
+                    Mark::Nps {
                         promoter,
                         detractor,
                     } => {
@@ -51,14 +77,23 @@ impl Agg {
                         self.nps_promoters += i64::from(promoter);
                         self.nps_detractors += i64::from(detractor);
                     }
-                    SurveyMark::Csat { satisfied } => {
+                    Mark::Csat { satisfied } => {
                         self.csat_n += 1;
                         self.csat_satisfied += i64::from(satisfied);
                     }
-                    SurveyMark::Ces { score } => {
+                    Mark::Ces { score } => {
                         self.ces_n += 1;
                         self.ces_sum += i64::from(score);
                     }
+                    Mark::Purchase { micros } => {
+                        self.orders += 1;
+                        self.revenue_micros += i128::from(micros);
+                        self.gross_micros += i128::from(micros);
+                    }
+                    Mark::Refund { micros } => self.revenue_micros -= i128::from(micros),
+                    Mark::Cancellation => self.cancellations += 1,
+                    Mark::SupportTicket => self.support_tickets += 1,
+                    Mark::SelfService => self.self_service += 1,
                 }
             }
             Contribution::Session { duration_ms } => {
@@ -79,6 +114,12 @@ impl Agg {
         self.csat_satisfied += sign * o.csat_satisfied;
         self.ces_n += sign * o.ces_n;
         self.ces_sum += sign * o.ces_sum;
+        self.revenue_micros += i128::from(sign) * o.revenue_micros;
+        self.gross_micros += i128::from(sign) * o.gross_micros;
+        self.orders += sign * o.orders;
+        self.cancellations += sign * o.cancellations;
+        self.support_tickets += sign * o.support_tickets;
+        self.self_service += sign * o.self_service;
     }
 }
 
@@ -220,14 +261,14 @@ mod tests {
     fn ring_reuses_slots_and_drops_stale_writes() {
         let mut ring = PaneRing::new(60_000, 3);
         let t = |k: i64| k * 60_000;
-        ring.apply(t(0), 0, Contribution::Event(SurveyMark::None));
+        ring.apply(t(0), 0, Contribution::Event(Mark::None));
         ring.apply(t(0) + 59_999, 1, Contribution::Session { duration_ms: 5 });
         assert_eq!(ring.pane(0).map(|s| s[0].agg.events), Some(1));
         assert_eq!(ring.pane(0).map(|s| s[1].agg.sessions), Some(1));
-        ring.apply(t(3), 0, Contribution::Event(SurveyMark::None));
+        ring.apply(t(3), 0, Contribution::Event(Mark::None));
         assert!(ring.pane(0).is_none(), "slot reused by pane 3");
         // A write to pane 0 now is too old for the ring and is dropped.
-        ring.apply(t(0), 0, Contribution::Event(SurveyMark::None));
+        ring.apply(t(0), 0, Contribution::Event(Mark::None));
         assert_eq!(ring.pane(3).map(|s| s[0].agg.events), Some(1));
         assert!(ring.pane(3).is_some_and(|s| s[1].agg.sessions == 0));
     }
@@ -235,7 +276,7 @@ mod tests {
     #[test]
     fn running_sum_adds_and_subtracts() {
         let mut pane = PaneSeg::default();
-        pane.apply(Contribution::Event(SurveyMark::Nps {
+        pane.apply(Contribution::Event(Mark::Nps {
             promoter: true,
             detractor: false,
         }));

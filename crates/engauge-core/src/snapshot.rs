@@ -18,6 +18,9 @@ pub struct Snapshot {
     pub features: Vec<(String, FeatureKpis)>,
     /// The watermark that closed the instance.
     pub watermark: Millis,
+    /// UTC offsets (seconds) of the time zone at `start` and at `end`, for calendar windows
+    /// (outputs then show local times with their offsets); `None` for sliding windows (UTC).
+    pub utc_offsets: Option<(i32, i32)>,
 }
 
 /// Adoption of one feature within a snapshot's segment.
@@ -77,6 +80,7 @@ mod tests {
             kpis: Kpis::default(),
             features: vec![],
             watermark: 1,
+            utc_offsets: None,
         };
         assert_eq!(snap.key(), "30d|");
         snap.segment = vec![

@@ -64,6 +64,8 @@ pub(crate) struct UserState {
     pub segs: SmallVec<[SegUser; 3]>,
     /// (feature key, last sealed base pane with that feature).
     pub features: Vec<(u32, u32)>,
+    /// First base pane with activity, plus one (0: none yet).
+    pub first_seen: u32,
 }
 
 #[cfg(test)]

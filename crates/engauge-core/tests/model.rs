@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 
 use engauge_core::time::{DAY, HOUR, MINUTE, SECOND, days_from_civil, format_rfc3339};
 use engauge_core::{
-    DurationStats, Engine, EngineConfig, Event, EventKind, FeaturesConfig, Ingested, Kpis, Millis,
-    NONE_VALUE, OTHER_VALUE, Replay, SegmentsConfig, Snapshot, Survey, WindowSpec,
+    ClvConfig, DurationStats, Engine, EngineConfig, Event, EventKind, FeaturesConfig, Ingested,
+    Kpis, Millis, NONE_VALUE, OTHER_VALUE, Replay, SegmentsConfig, Snapshot, Survey, WindowSpec,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -64,6 +64,21 @@ fn opt_close(actual: Option<f64>, expected: Option<f64>, rel: f64) -> bool {
     match (actual, expected) {
         (None, None) => true,
         (Some(a), Some(e)) => a.is_finite() && close_rel(a, e, rel),
+        _ => false,
+    }
+}
+
+/// Money (revenue, AOV, ARPU, ARPPU, CLV): relative 1e-9 plus absolute 1e-6.
+fn money_close(actual: f64, expected: f64) -> bool {
+    actual == expected
+        || (actual.is_finite()
+            && (actual - expected).abs() <= 1e-9 * expected.abs().max(actual.abs()) + 1e-6)
+}
+
+fn opt_money_close(actual: Option<f64>, expected: Option<f64>) -> bool {
+    match (actual, expected) {
+        (None, None) => true,
+        (Some(a), Some(e)) => money_close(a, e),
         _ => false,
     }
 }
@@ -146,6 +161,78 @@ fn kpi_diffs(a: &Kpis, e: &Kpis) -> Vec<String> {
             format!("{y:?}"),
         );
     }
+    for (name, x, y) in [
+        ("retained_users", a.retained_users, e.retained_users),
+        ("churned_users", a.churned_users, e.churned_users),
+        ("new_users", a.new_users, e.new_users),
+        (
+            "resurrected_users",
+            a.resurrected_users,
+            e.resurrected_users,
+        ),
+        ("orders", a.orders, e.orders),
+        ("paying_users", a.paying_users, e.paying_users),
+        ("cancellations", a.cancellations, e.cancellations),
+        ("cancelled_users", a.cancelled_users, e.cancelled_users),
+        ("support_tickets", a.support_tickets, e.support_tickets),
+        (
+            "self_service_resolutions",
+            a.self_service_resolutions,
+            e.self_service_resolutions,
+        ),
+    ] {
+        check(x == y, name, x.to_string(), y.to_string());
+    }
+    check(
+        a.n_day_retention == e.n_day_retention,
+        "n_day_retention",
+        format!("{:?}", a.n_day_retention),
+        format!("{:?}", e.n_day_retention),
+    );
+    // Whenever the model's lifecycle counts partition the active users, the engine's must too.
+    let partition = |k: &Kpis| k.new_users + k.retained_users + k.resurrected_users;
+    check(
+        partition(e) != e.active_users || partition(a) == a.active_users,
+        "new + retained + resurrected = active_users",
+        partition(a).to_string(),
+        partition(e).to_string(),
+    );
+    for (name, x, y) in [
+        ("retention_ratio", a.retention_ratio, e.retention_ratio),
+        ("churn_ratio", a.churn_ratio, e.churn_ratio),
+        ("conversion_ratio", a.conversion_ratio, e.conversion_ratio),
+        (
+            "self_service_ratio",
+            a.self_service_ratio,
+            e.self_service_ratio,
+        ),
+    ] {
+        check(
+            opt_close(x, y, 1e-9),
+            name,
+            format!("{x:?}"),
+            format!("{y:?}"),
+        );
+    }
+    check(
+        money_close(a.revenue, e.revenue),
+        "revenue",
+        a.revenue.to_string(),
+        e.revenue.to_string(),
+    );
+    for (name, x, y) in [
+        ("aov", a.aov, e.aov),
+        ("arpu", a.arpu, e.arpu),
+        ("arppu", a.arppu, e.arppu),
+        ("clv_estimate", a.clv_estimate, e.clv_estimate),
+    ] {
+        check(
+            opt_money_close(x, y),
+            name,
+            format!("{x:?}"),
+            format!("{y:?}"),
+        );
+    }
     d
 }
 
@@ -169,6 +256,12 @@ fn snapshot_diffs(a: &Snapshot, e: &Snapshot) -> Vec<String> {
             "watermark: engine {}, model {}",
             format_rfc3339(a.watermark),
             format_rfc3339(e.watermark)
+        ));
+    }
+    if a.utc_offsets != e.utc_offsets {
+        d.push(format!(
+            "utc_offsets: engine {:?}, model {:?}",
+            a.utc_offsets, e.utc_offsets
         ));
     }
     d.extend(kpi_diffs(&a.kpis, &e.kpis));
@@ -269,7 +362,8 @@ fn describe(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> String {
     let _ = writeln!(
         s,
         "config: windows {:?}\n  lateness {}ms, gap {}ms, max {}ms, horizon {}ms\n  \
-         sets {:?} max_values {} features max {} allowlist {:?}",
+         sets {:?} max_values {} features max {} allowlist {:?}\n  \
+         lifecycle {} clv period {}ms gross margin {}",
         cfg.windows
             .iter()
             .map(|w| format!("{}={}ms/{}ms", w.name, w.length, w.slide))
@@ -282,6 +376,9 @@ fn describe(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> String {
         cfg.segments.max_values,
         cfg.features.max_values,
         cfg.features.allowlist,
+        cfg.lifecycle,
+        cfg.clv.period,
+        cfg.clv.gross_margin,
     );
     let _ = writeln!(s, "events in arrival order:");
     for (i, ev) in arrivals.iter().enumerate() {
@@ -289,6 +386,9 @@ fn describe(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> String {
             EventKind::FeatureUsed { feature } => format!(" feature={feature}"),
             EventKind::SurveyResponse { survey, score } => {
                 format!(" {}={score}", survey.as_str())
+            }
+            EventKind::Purchase { amount } | EventKind::Refund { amount } => {
+                format!(" amount={amount}")
             }
             _ => String::new(),
         };
@@ -431,6 +531,8 @@ struct EvSpec {
     jitter: u8,
     jitter_rand: u32,
     dup: u8,
+    /// The amount of a purchase or refund.
+    amount: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -441,6 +543,8 @@ struct Scenario {
     feature_max: usize,
     allowlist: bool,
     sets: u8,
+    /// Lifecycle and CLV settings (see [`build`]).
+    lifecycle: u8,
     n_plans: usize,
     n_regions: usize,
     /// Per user: (home plan choice, home region choice, start offset choice).
@@ -466,10 +570,14 @@ fn ev_spec() -> impl Strategy<Value = EvSpec> {
             any::<u8>(),
             any::<u32>(),
             any::<u8>(),
+            any::<u32>(),
         ),
     )
         .prop_map(
-            |((user, delta, delta_rand, kind, detail), (attrs, pick, session, jitter, jr, dup))| {
+            |(
+                (user, delta, delta_rand, kind, detail),
+                (attrs, pick, session, jitter, jr, dup, amount),
+            )| {
                 EvSpec {
                     user,
                     delta,
@@ -482,6 +590,7 @@ fn ev_spec() -> impl Strategy<Value = EvSpec> {
                     jitter,
                     jitter_rand: jr,
                     dup,
+                    amount,
                 }
             },
         )
@@ -501,6 +610,7 @@ fn scenario_with(events: std::ops::RangeInclusive<usize>) -> impl Strategy<Value
             1usize..=3,
             any::<bool>(),
             0u8..5,
+            0u8..6,
         ),
         (3usize..=5, 2usize..=4),
         prop::collection::vec((any::<u8>(), any::<u8>(), any::<u32>()), 1..=12),
@@ -509,7 +619,7 @@ fn scenario_with(events: std::ops::RangeInclusive<usize>) -> impl Strategy<Value
     )
         .prop_map(
             |(
-                (windows, timing, max_values, feature_max, allowlist, sets),
+                (windows, timing, max_values, feature_max, allowlist, sets, lifecycle),
                 (n_plans, n_regions),
                 users,
                 (base, base_rand),
@@ -521,6 +631,7 @@ fn scenario_with(events: std::ops::RangeInclusive<usize>) -> impl Strategy<Value
                 feature_max,
                 allowlist,
                 sets,
+                lifecycle,
                 n_plans,
                 n_regions,
                 users,
@@ -593,6 +704,20 @@ fn build(sc: &Scenario) -> (EngineConfig, Vec<Event<'static>>) {
             .map(|f| (*f).to_owned())
             .collect()
     });
+    // The default (CLV on 30-day windows, margin 1), CLV on the shortest or the longest window
+    // with another margin, or lifecycle KPIs off.
+    let (shortest, longest) = (windows[0].length, windows[windows.len() - 1].length);
+    let clv = |period: Millis, gross_margin: f64| ClvConfig {
+        period,
+        gross_margin,
+    };
+    let (lifecycle, clv) = match sc.lifecycle {
+        0 | 1 => (true, ClvConfig::default()),
+        2 => (true, clv(shortest, 0.35)),
+        3 => (true, clv(longest, 2.5)),
+        4 => (true, clv(shortest, 0.0)),
+        _ => (false, clv(shortest, 0.8)),
+    };
     let cfg = EngineConfig {
         windows,
         allowed_lateness: lateness,
@@ -608,6 +733,8 @@ fn build(sc: &Scenario) -> (EngineConfig, Vec<Event<'static>>) {
             max_values: sc.feature_max,
             allowlist,
         },
+        lifecycle,
+        clv,
         ..EngineConfig::default()
     };
 
@@ -638,6 +765,8 @@ fn build(sc: &Scenario) -> (EngineConfig, Vec<Event<'static>>) {
         let u = usize::from(e.user) % sc.users.len();
         let (home_plan, home_region, start) = sc.users[u];
         let r = Millis::from(e.delta_rand);
+        // A window's length: coming back after it moves a user from C into P.
+        let period = cfg.windows[e.delta_rand as usize % cfg.windows.len()].length;
         let delta = match e.delta % 32 {
             0..=7 => (r % ((gap - 1) / SECOND).max(1) + 1) * SECOND,
             8 => 0,
@@ -656,6 +785,8 @@ fn build(sc: &Scenario) -> (EngineConfig, Vec<Event<'static>>) {
             25 if days => DAY,
             26 if days => 29 * DAY + r % (2 * DAY),
             23..=26 => gap + r % (4 * gap),
+            27 => period,
+            28 => period + r % period,
             _ => r % gap,
         };
         let ts = match clocks[u] {
@@ -699,66 +830,44 @@ fn build(sc: &Scenario) -> (EngineConfig, Vec<Event<'static>>) {
         let id = format!("e{i}");
         let user = format!("u{u}");
         let d = usize::from(e.detail);
-        let ev = match e.kind % 20 {
-            0..=7 => event(
-                &id,
-                &user,
-                ts,
-                "page_view",
-                EventKind::Plain,
-                &attrs,
-                session,
-            ),
-            8 | 9 => event(&id, &user, ts, "action", EventKind::Plain, &attrs, session),
-            10 => event(
-                &id,
-                &user,
-                ts,
-                "screen_view",
-                EventKind::Plain,
-                &attrs,
-                session,
-            ),
-            11 => event(
-                &id,
-                &user,
-                ts,
-                "custom_click",
-                EventKind::Plain,
-                &attrs,
-                session,
-            ),
-            12..=15 => {
-                let kind = EventKind::FeatureUsed {
+        let plain = |event_type: &str, kind: EventKind<'static>| {
+            event(&id, &user, ts, event_type, kind, &attrs, session)
+        };
+        let amount = match e.amount % 8 {
+            0 => 0.0,
+            1 => 0.01,
+            2 => 9.99,
+            3 => 1234.5,
+            _ => f64::from(e.amount / 8 % 1_000_001) / 100.0,
+        };
+        let ev = match e.kind % 32 {
+            0..=9 | 30 | 31 => plain("page_view", EventKind::Plain),
+            10 | 11 => plain("action", EventKind::Plain),
+            12 => plain("screen_view", EventKind::Plain),
+            13 => plain("custom_click", EventKind::Plain),
+            14..=17 => plain(
+                "feature_used",
+                EventKind::FeatureUsed {
                     feature: Cow::Borrowed(FEATURES[d % FEATURES.len()]),
-                };
-                event(&id, &user, ts, "feature_used", kind, &attrs, session)
-            }
-            16..=18 => {
+                },
+            ),
+            18..=20 => {
                 let which = Survey::ALL[d % 3];
                 let (lo, hi) = cfg.surveys.range(which);
                 let score = lo + (d / 3) as i32 % (hi - lo + 1);
-                let kind = EventKind::SurveyResponse {
-                    survey: which,
-                    score,
-                };
-                event(&id, &user, ts, "survey_response", kind, &attrs, session)
+                plain(
+                    "survey_response",
+                    EventKind::SurveyResponse {
+                        survey: which,
+                        score,
+                    },
+                )
             }
-            _ if d % 2 == 0 => {
-                let kind = EventKind::Purchase {
-                    amount: 9.5 + d as f64,
-                };
-                event(&id, &user, ts, "purchase", kind, &attrs, session)
-            }
-            _ => event(
-                &id,
-                &user,
-                ts,
-                "support_ticket",
-                EventKind::SupportTicket,
-                &attrs,
-                None,
-            ),
+            21..=24 => plain("purchase", EventKind::Purchase { amount }),
+            25 | 26 => plain("refund", EventKind::Refund { amount }),
+            27 => plain("subscription_cancelled", EventKind::SubscriptionCancelled),
+            28 => plain("support_ticket", EventKind::SupportTicket),
+            _ => plain("self_service_resolved", EventKind::SelfServiceResolved),
         };
         let jitter = match e.jitter % 4 {
             0 => 0,
@@ -845,6 +954,29 @@ proptest! {
                 prop_assert!(users >= all.kpis.active_users);
                 let responses: u64 = parts.iter().map(|s| s.kpis.survey_responses.nps).sum();
                 prop_assert_eq!(responses, all.kpis.survey_responses.nps);
+                let counts = |k: &Kpis| {
+                    [k.orders, k.cancellations, k.support_tickets, k.self_service_resolutions]
+                };
+                let sums = parts.iter().fold([0; 4], |acc, s| {
+                    let c = counts(&s.kpis);
+                    [acc[0] + c[0], acc[1] + c[1], acc[2] + c[2], acc[3] + c[3]]
+                });
+                prop_assert_eq!(sums, counts(&all.kpis));
+                let revenue: f64 = parts.iter().map(|s| s.kpis.revenue).sum();
+                prop_assert!(money_close(revenue, all.kpis.revenue), "{} != {}", revenue, all.kpis.revenue);
+            }
+            // churned + retained = |active(P)|, counted here straight from the arrivals.
+            let length = all.end - all.start;
+            let mut ids = std::collections::HashSet::new();
+            let previous: std::collections::BTreeSet<&str> = arrivals
+                .iter()
+                .filter(|ev| ids.insert(ev.id.as_ref()))
+                .filter(|ev| !cfg.non_activity_types.iter().any(|t| t == &ev.event_type))
+                .filter(|ev| ev.ts >= all.start - length && ev.ts < all.start)
+                .map(|ev| ev.user_id.as_ref())
+                .collect();
+            if cfg.lifecycle {
+                prop_assert_eq!(all.kpis.churned_users + all.kpis.retained_users, previous.len() as u64);
             }
             if let Some(st) = all.kpis.stickiness_ratio {
                 prop_assert!((0.0..=1.0).contains(&st));
@@ -855,6 +987,33 @@ proptest! {
             }
             prop_assert!(all.watermark >= all.end);
             prop_assert_eq!(all.start, all.end - cfg.windows.iter().find(|w| w.name == all.window).map_or(0, |w| w.length));
+        }
+        for s in snaps {
+            let k = &s.kpis;
+            let in_previous = k.retained_users + k.churned_users;
+            if cfg.lifecycle {
+                prop_assert_eq!(k.new_users + k.retained_users + k.resurrected_users, k.active_users);
+                prop_assert_eq!(k.retention_ratio.is_some(), in_previous > 0);
+                if let (Some(r), Some(c)) = (k.retention_ratio, k.churn_ratio) {
+                    prop_assert!(close_rel(r + c, 1.0, 1e-12));
+                    prop_assert!(close_rel(r, k.retained_users as f64 / in_previous as f64, 1e-12));
+                }
+            } else {
+                prop_assert_eq!(
+                    [k.retained_users, k.churned_users, k.new_users, k.resurrected_users],
+                    [0; 4]
+                );
+                prop_assert_eq!((k.retention_ratio, k.churn_ratio, k.clv_estimate), (None, None, None));
+            }
+            // Purchases are activity here, so every paying user is active.
+            prop_assert!(k.paying_users <= k.active_users && k.paying_users <= k.orders);
+            prop_assert_eq!(k.aov.is_some(), k.orders > 0);
+            prop_assert!(k.aov.is_none_or(|aov| aov >= 0.0));
+            prop_assert!(k.conversion_ratio.is_none_or(|c| (0.0..=1.0).contains(&c)));
+            prop_assert!(k.cancelled_users <= k.cancellations);
+            prop_assert!(k.self_service_ratio.is_none_or(|r| (0.0..=1.0).contains(&r)));
+            let length = s.end - s.start;
+            prop_assert!(length == cfg.clv.period || k.clv_estimate.is_none());
         }
         prop_assert!(expected.watermarks.windows(2).all(|w| w[0] <= w[1]));
         for pair in snaps.windows(2) {
@@ -893,6 +1052,10 @@ fn generator_covers_the_interesting_cases() {
     let strategy = scenario();
     let (mut other, mut none, mut sticky_below_one, mut dup, mut feature_other) = (0, 0, 0, 0, 0);
     let (mut split_at_gap, mut max_length_session, mut survey_only, mut snapshots) = (0, 0, 0, 0);
+    let (mut retained, mut churned, mut new, mut resurrected) = (0, 0, 0, 0);
+    let (mut all_four, mut lifecycle_off, mut paying, mut orders, mut refunds) = (0, 0, 0, 0, 0);
+    let (mut negative_revenue, mut no_orders, mut clv, mut clv_margin) = (0, 0, 0, 0);
+    let (mut cancelled, mut support_mix) = (0, 0);
     for _ in 0..150 {
         let sc = strategy.new_tree(&mut runner).expect("strategy").current();
         let (cfg, arrivals) = build(&sc);
@@ -903,7 +1066,33 @@ fn generator_covers_the_interesting_cases() {
             .filter(|i| **i == Ingested::Duplicate)
             .count();
         snapshots += expected.snapshots.len();
+        refunds += arrivals
+            .iter()
+            .filter(|ev| matches!(ev.kind, EventKind::Refund { amount } if amount > 0.0))
+            .count();
         for s in &expected.snapshots {
+            let k = &s.kpis;
+            retained += usize::from(k.retained_users > 0);
+            churned += usize::from(k.churned_users > 0);
+            new += usize::from(k.new_users > 0);
+            resurrected += usize::from(k.resurrected_users > 0);
+            all_four += usize::from(
+                k.retained_users > 0
+                    && k.churned_users > 0
+                    && k.new_users > 0
+                    && k.resurrected_users > 0,
+            );
+            lifecycle_off += usize::from(!cfg.lifecycle && k.active_users > 0);
+            paying += usize::from(k.paying_users > 0);
+            orders += usize::from(k.orders > 1);
+            negative_revenue += usize::from(k.revenue < 0.0);
+            no_orders += usize::from(k.orders == 0 && k.active_users > 0);
+            clv += usize::from(k.clv_estimate.is_some_and(|c| c != 0.0));
+            clv_margin += usize::from(
+                k.clv_estimate.is_some() && cfg.clv.gross_margin != 1.0 && cfg.clv.period < DAY,
+            );
+            cancelled += usize::from(k.cancelled_users > 0);
+            support_mix += usize::from(k.self_service_ratio.is_some_and(|r| r > 0.0 && r < 1.0));
             other += usize::from(s.segment.iter().any(|(_, v)| v == OTHER_VALUE));
             none += usize::from(s.segment.iter().any(|(_, v)| v == NONE_VALUE));
             sticky_below_one += usize::from(s.kpis.stickiness_ratio.is_some_and(|r| r < 1.0));
@@ -938,6 +1127,27 @@ fn generator_covers_the_interesting_cases() {
         ("gaps of exactly session_gap", split_at_gap),
         ("sessions of exactly session_max", max_length_session),
         ("segments without active users", survey_only),
+        ("retained users", retained),
+        ("churned users", churned),
+        ("new users", new),
+        ("resurrected users", resurrected),
+        (
+            "retained, churned, new and resurrected users at once",
+            all_four,
+        ),
+        ("active users with lifecycle KPIs off", lifecycle_off),
+        ("paying users", paying),
+        ("several orders", orders),
+        ("refunds", refunds),
+        ("negative revenue", negative_revenue),
+        ("active users without orders", no_orders),
+        ("CLV estimates", clv),
+        (
+            "CLV estimates with a margin != 1 on a short window",
+            clv_margin,
+        ),
+        ("cancelled users", cancelled),
+        ("tickets and self-service resolutions together", support_mix),
     ];
     for (what, n) in counts {
         assert!(n > 0, "generator never produced {what}: {counts:?}");
@@ -1433,4 +1643,357 @@ fn engine_late_and_too_late() {
         [A, L, T, A],
         "semantics.md: no open instance can contain 0:04"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle, revenue and support: hand-computed expectations, checked against the model and
+// against the engine, then the engine checked against the model.
+// ---------------------------------------------------------------------------------------------
+
+/// A purchase, refund, cancellation, ticket or self-service event (the type follows the kind).
+fn business(
+    id: &str,
+    user: &str,
+    ts: Millis,
+    kind: EventKind<'static>,
+    attrs: &[(&str, &str)],
+) -> Event<'static> {
+    let event_type = match kind {
+        EventKind::Purchase { .. } => "purchase",
+        EventKind::Refund { .. } => "refund",
+        EventKind::SubscriptionCancelled => "subscription_cancelled",
+        EventKind::SupportTicket => "support_ticket",
+        EventKind::SelfServiceResolved => "self_service_resolved",
+        _ => "page_view",
+    };
+    event(id, user, ts, event_type, kind, attrs, None)
+}
+
+fn buy(id: &str, user: &str, ts: Millis, amount: f64, attrs: &[(&str, &str)]) -> Event<'static> {
+    business(id, user, ts, EventKind::Purchase { amount }, attrs)
+}
+
+fn refund(id: &str, user: &str, ts: Millis, amount: f64, attrs: &[(&str, &str)]) -> Event<'static> {
+    business(id, user, ts, EventKind::Refund { amount }, attrs)
+}
+
+/// The snapshot of `key` ending at `end`.
+fn at<'s>(snaps: &'s [Snapshot], key: &str, end: Millis) -> &'s Snapshot {
+    snaps
+        .iter()
+        .find(|s| s.key() == key && s.end == end)
+        .unwrap_or_else(|| panic!("no snapshot {key} ending {}", format_rfc3339(end)))
+}
+
+#[track_caller]
+fn assert_money(actual: Option<f64>, expected: Option<f64>, what: &str) {
+    assert!(
+        opt_money_close(actual, expected),
+        "{what}: got {actual:?}, want {expected:?}"
+    );
+}
+
+/// (retained, churned, new, resurrected, retention_ratio, churn_ratio).
+type Lifecycle = (u64, u64, u64, u64, Option<f64>, Option<f64>);
+
+fn lifecycle(k: &Kpis) -> Lifecycle {
+    (
+        k.retained_users,
+        k.churned_users,
+        k.new_users,
+        k.resurrected_users,
+        k.retention_ratio,
+        k.churn_ratio,
+    )
+}
+
+/// (a) and (b): one hour, plans pro, free, team and biz.
+/// * pro: u1 buys 10.00 and 5.25, u2 buys 0.01 and gets 3.00 back, u3 only views and cancels
+///   twice; u1 opens a ticket, u2 resolves two issues by self-service.
+/// * free: u4 buys 5.00 and gets 20.00 and 0.00 back (refunds exceed purchases).
+/// * team: u5 only gets 7.50 back, u6 views and opens a ticket (no orders).
+/// * biz: u7 only views (no money at all).
+fn scenario_revenue() -> (EngineConfig, Vec<Event<'static>>) {
+    let mut cfg = hourly(3 * MINUTE, 10 * MINUTE);
+    cfg.segments.max_values = 5;
+    let t = h0() + 5 * MINUTE;
+    let m = |n: i64| t + n * MINUTE;
+    let (pro, free) = ([("plan", "pro")], [("plan", "free")]);
+    let (team, biz) = ([("plan", "team")], [("plan", "biz")]);
+    use EventKind::{SelfServiceResolved, SubscriptionCancelled, SupportTicket};
+    let events = vec![
+        buy("p1", "u1", m(0), 10.0, &pro),
+        buy("p2", "u1", m(1), 5.25, &pro),
+        buy("p3", "u2", m(2), 0.01, &pro),
+        refund("r1", "u2", m(3), 3.0, &pro),
+        view("v1", "u3", m(4), &pro),
+        business("c1", "u3", m(5), SubscriptionCancelled, &pro),
+        business("c2", "u3", m(6), SubscriptionCancelled, &pro),
+        business("t1", "u1", m(7), SupportTicket, &pro),
+        business("s1", "u2", m(8), SelfServiceResolved, &pro),
+        business("s2", "u2", m(9), SelfServiceResolved, &pro),
+        buy("p4", "u4", m(10), 5.0, &free),
+        refund("r2", "u4", m(11), 20.0, &free),
+        refund("r3", "u4", m(12), 0.0, &free),
+        refund("r4", "u5", m(13), 7.5, &team),
+        view("v2", "u6", m(14), &team),
+        business("t2", "u6", m(15), SupportTicket, &team),
+        view("v3", "u7", m(16), &biz),
+        closer("z"),
+    ];
+    (cfg, events)
+}
+
+fn assert_revenue(snaps: &[Snapshot]) {
+    let pro = &find(snaps, "1h|plan=pro").kpis;
+    assert_eq!((pro.events, pro.active_users), (10, 3));
+    assert_money(Some(pro.revenue), Some(12.26), "pro revenue");
+    assert_eq!((pro.orders, pro.paying_users), (3, 2));
+    assert_money(pro.aov, Some(15.26 / 3.0), "pro aov");
+    assert_money(pro.arpu, Some(12.26 / 3.0), "pro arpu");
+    assert_money(pro.arppu, Some(6.13), "pro arppu");
+    assert_eq!(pro.conversion_ratio, Some(2.0 / 3.0));
+    assert_eq!((pro.cancellations, pro.cancelled_users), (2, 1));
+    assert_eq!((pro.support_tickets, pro.self_service_resolutions), (1, 2));
+    assert_eq!(pro.self_service_ratio, Some(2.0 / 3.0));
+    // Nothing before this hour: everybody is new, nothing to retain or churn, no CLV.
+    assert_eq!(lifecycle(pro), (0, 0, 3, 0, None, None));
+    assert_eq!(pro.clv_estimate, None);
+
+    // (a) Refunds exceeding purchases: negative revenue, ARPU and ARPPU; AOV from gross.
+    let free = &find(snaps, "1h|plan=free").kpis;
+    assert_money(Some(free.revenue), Some(-15.0), "free revenue");
+    assert_eq!(
+        (free.orders, free.paying_users, free.active_users),
+        (1, 1, 1)
+    );
+    assert_money(free.aov, Some(5.0), "free aov");
+    assert_money(free.arpu, Some(-15.0), "free arpu");
+    assert_money(free.arppu, Some(-15.0), "free arppu");
+    assert_eq!(free.conversion_ratio, Some(1.0));
+    assert_eq!((free.cancellations, free.cancelled_users), (0, 0));
+    assert_eq!(free.self_service_ratio, None);
+
+    // (b) No orders: no AOV nor ARPPU, nobody paying; a refund alone still makes revenue.
+    let team = &find(snaps, "1h|plan=team").kpis;
+    assert_eq!(
+        (team.orders, team.paying_users, team.active_users),
+        (0, 0, 2)
+    );
+    assert_money(Some(team.revenue), Some(-7.5), "team revenue");
+    assert_eq!((team.aov, team.arppu), (None, None));
+    assert_money(team.arpu, Some(-3.75), "team arpu");
+    assert_eq!(team.conversion_ratio, Some(0.0));
+    assert_eq!(
+        (team.support_tickets, team.self_service_ratio),
+        (1, Some(0.0))
+    );
+    let biz = &find(snaps, "1h|plan=biz").kpis;
+    assert_eq!((biz.orders, biz.paying_users, biz.active_users), (0, 0, 1));
+    assert_eq!(biz.revenue, 0.0);
+    assert_eq!((biz.aov, biz.arppu, biz.arpu), (None, None, Some(0.0)));
+    assert_eq!(biz.conversion_ratio, Some(0.0));
+
+    let all = &find(snaps, "1h|").kpis;
+    assert_eq!((all.active_users, all.orders, all.paying_users), (7, 4, 3));
+    assert_money(Some(all.revenue), Some(-10.24), "revenue");
+    assert_money(all.aov, Some(20.26 / 4.0), "aov");
+    assert_money(all.arpu, Some(-10.24 / 7.0), "arpu");
+    assert_money(all.arppu, Some(-10.24 / 3.0), "arppu");
+    assert_eq!(all.conversion_ratio, Some(3.0 / 7.0));
+    assert_eq!((all.cancellations, all.cancelled_users), (2, 1));
+    assert_eq!((all.support_tickets, all.self_service_resolutions), (2, 2));
+    assert_eq!(all.self_service_ratio, Some(0.5));
+    assert_eq!(lifecycle(all), (0, 0, 7, 0, None, None));
+}
+
+/// (c) Windows 1h/1h and 2h/1h, CLV on the 1h window with margin 0.5; all plan=pro.
+/// Hour 0: u1, u2 view. Hour 1: u1 buys 30.00, u2 views. Hour 2: u1 buys 12.00. Then u1 views
+/// at 4:01 (closes the 2h instance ending 4:00).
+fn scenario_clv() -> (EngineConfig, Vec<Event<'static>>) {
+    let mut cfg = config(
+        vec![
+            WindowSpec::new("1h", HOUR, HOUR),
+            WindowSpec::new("2h", 2 * HOUR, HOUR),
+        ],
+        3 * MINUTE,
+        10 * MINUTE,
+        2 * MINUTE,
+    );
+    cfg.clv = ClvConfig {
+        period: HOUR,
+        gross_margin: 0.5,
+    };
+    let h = |n: i64, minutes: i64| h0() + n * HOUR + minutes * MINUTE;
+    let pro = [("plan", "pro")];
+    let events = vec![
+        view("a", "u1", h(0, 10), &pro),
+        view("b", "u2", h(0, 20), &pro),
+        buy("c", "u1", h(1, 10), 30.0, &pro),
+        view("d", "u2", h(1, 20), &pro),
+        buy("e", "u1", h(2, 10), 12.0, &pro),
+        view("z", "u1", h(4, 1), &pro),
+    ];
+    (cfg, events)
+}
+
+fn assert_clv(snaps: &[Snapshot]) {
+    let h = |n: i64| h0() + n * HOUR;
+    for key in ["|", "|plan=pro"] {
+        let one = |end| &at(snaps, &format!("1h{key}"), end).kpis;
+        let two = |end| &at(snaps, &format!("2h{key}"), end).kpis;
+        // Hour 0: nobody before, so churn (and CLV) unknown.
+        assert_eq!(lifecycle(one(h(1))), (0, 0, 2, 0, None, None));
+        assert_eq!((one(h(1)).arpu, one(h(1)).clv_estimate), (Some(0.0), None));
+        // Hour 1: both stay, churn 0: no CLV although ARPU is 15.
+        let k = one(h(2));
+        assert_eq!(lifecycle(k), (2, 0, 0, 0, Some(1.0), Some(0.0)));
+        assert_money(k.arpu, Some(15.0), "arpu");
+        assert_eq!(k.clv_estimate, None);
+        // Hour 2: u2 churned: CLV = 12 × 0.5 / 0.5.
+        let k = one(h(3));
+        assert_eq!(lifecycle(k), (1, 1, 0, 0, Some(0.5), Some(0.5)));
+        assert_money(k.arpu, Some(12.0), "arpu");
+        assert_money(k.clv_estimate, Some(12.0), "clv");
+        // The 2h window ending 4:00 has the same ARPU and churn, but is not the CLV period.
+        let k = two(h(4));
+        assert_eq!(lifecycle(k), (1, 1, 0, 0, Some(0.5), Some(0.5)));
+        assert_money(k.arpu, Some(12.0), "2h arpu");
+        assert_eq!(k.clv_estimate, None);
+        assert!(
+            snaps
+                .iter()
+                .all(|s| s.window == "1h" || s.kpis.clv_estimate.is_none())
+        );
+    }
+}
+
+/// (d) Tumbling 1h; everything plan=pro except u4's first view (plan=free) at -0:30.
+/// Hour 0: u1, u2 view, u5 only answers a survey. Hour 1: u1, u3, u4, u5 view, u2 only answers a
+/// survey. Hour 2: u4 views. u1 views at 3:01 to close hour 2.
+fn scenario_lifecycle() -> (EngineConfig, Vec<Event<'static>>) {
+    let cfg = hourly(3 * MINUTE, 10 * MINUTE);
+    let h = |n: i64, minutes: i64| h0() + n * HOUR + minutes * MINUTE;
+    let pro = [("plan", "pro")];
+    let events = vec![
+        view("a", "u4", h(-1, 30), &[("plan", "free")]),
+        view("b", "u1", h(0, 10), &pro),
+        view("c", "u2", h(0, 20), &pro),
+        survey("d", "u5", h(0, 30), Survey::Nps, 9, &pro),
+        view("e", "u1", h(1, 10), &pro),
+        view("f", "u3", h(1, 15), &pro),
+        view("g", "u4", h(1, 20), &pro),
+        survey("h", "u2", h(1, 25), Survey::Csat, 5, &pro),
+        view("i", "u5", h(1, 30), &pro),
+        view("j", "u4", h(2, 10), &pro),
+        view("z", "u1", h(3, 1), &pro),
+    ];
+    (cfg, events)
+}
+
+fn assert_lifecycle(snaps: &[Snapshot]) {
+    let h = |n: i64| h0() + n * HOUR;
+    let all = |end| &at(snaps, "1h|", end).kpis;
+    let pro = |end| &at(snaps, "1h|plan=pro", end).kpis;
+    // Hour -1: u4 new (all users and plan=free); no plan=pro event, so no plan=pro snapshot.
+    assert_eq!(lifecycle(all(h(0))), (0, 0, 1, 0, None, None));
+    assert_eq!(lifecycle(&at(snaps, "1h|plan=free", h(0)).kpis).2, 1);
+    assert!(
+        !snaps
+            .iter()
+            .any(|s| s.end == h(0) && s.key() == "1h|plan=pro")
+    );
+    // Hour 0: u1, u2 new; u4 (all users) churned. u5's survey is not activity.
+    assert_eq!(all(h(1)).active_users, 2);
+    assert_eq!(lifecycle(all(h(1))), (0, 1, 2, 0, Some(0.0), Some(1.0)));
+    assert_eq!(lifecycle(pro(h(1))), (0, 0, 2, 0, None, None));
+    assert!(
+        !snaps
+            .iter()
+            .any(|s| s.end == h(1) && s.key() == "1h|plan=free")
+    );
+    // Hour 1: u1 retained; u2 churned (a survey is not activity); u3 and u5 new (u5's earlier
+    // survey was no activity); u4 resurrected (first seen at -0:30, in plan=free: first activity
+    // is global, not per segment).
+    for k in [all(h(2)), pro(h(2))] {
+        assert_eq!((k.active_users, k.events), (4, 5));
+        assert_eq!(lifecycle(k), (1, 1, 2, 1, Some(0.5), Some(0.5)));
+        assert_eq!(
+            k.new_users + k.retained_users + k.resurrected_users,
+            k.active_users
+        );
+        assert_eq!(k.clv_estimate, None); // 1h is not the 30-day CLV period
+    }
+    // Hour 2: u4 retained, u1, u3, u5 churned.
+    for k in [all(h(3)), pro(h(3))] {
+        assert_eq!(k.active_users, 1);
+        assert_eq!(lifecycle(k), (1, 3, 0, 0, Some(0.25), Some(0.75)));
+    }
+}
+
+/// The lifecycle scenario with lifecycle KPIs off: the same snapshots, no lifecycle numbers.
+fn assert_lifecycle_off(snaps: &[Snapshot], with_lifecycle: &[Snapshot]) {
+    let keys = |s: &[Snapshot]| s.iter().map(|s| (s.end, s.key())).collect::<Vec<_>>();
+    assert_eq!(keys(snaps), keys(with_lifecycle));
+    for (s, on) in snaps.iter().zip(with_lifecycle) {
+        assert_eq!(lifecycle(&s.kpis), (0, 0, 0, 0, None, None), "{}", id_of(s));
+        assert_eq!(s.kpis.clv_estimate, None);
+        assert_eq!(
+            (s.kpis.active_users, s.kpis.events),
+            (on.kpis.active_users, on.kpis.events)
+        );
+    }
+}
+
+fn lifecycle_off(cfg: &EngineConfig) -> EngineConfig {
+    EngineConfig {
+        lifecycle: false,
+        ..cfg.clone()
+    }
+}
+
+#[test]
+fn model_revenue_refunds_and_no_orders() {
+    let (cfg, events) = scenario_revenue();
+    assert_revenue(&naive::run(&cfg, &events).snapshots);
+}
+
+#[test]
+fn engine_revenue_refunds_and_no_orders() {
+    let (cfg, events) = scenario_revenue();
+    assert_revenue(&replay(&cfg, &events).0);
+    check_engine(&cfg, &events);
+}
+
+#[test]
+fn model_clv_absent_without_churn() {
+    let (cfg, events) = scenario_clv();
+    assert_clv(&naive::run(&cfg, &events).snapshots);
+}
+
+#[test]
+fn engine_clv_absent_without_churn() {
+    let (cfg, events) = scenario_clv();
+    assert_clv(&replay(&cfg, &events).0);
+    check_engine(&cfg, &events);
+}
+
+#[test]
+fn model_lifecycle_classes() {
+    let (cfg, events) = scenario_lifecycle();
+    let on = naive::run(&cfg, &events).snapshots;
+    assert_lifecycle(&on);
+    let off = naive::run(&lifecycle_off(&cfg), &events).snapshots;
+    assert_lifecycle_off(&off, &on);
+}
+
+#[test]
+fn engine_lifecycle_classes() {
+    let (cfg, events) = scenario_lifecycle();
+    let on = replay(&cfg, &events).0;
+    assert_lifecycle(&on);
+    check_engine(&cfg, &events);
+    let off_cfg = lifecycle_off(&cfg);
+    assert_lifecycle_off(&replay(&off_cfg, &events).0, &on);
+    check_engine(&off_cfg, &events);
 }

@@ -34,7 +34,17 @@ fn generated_lines_decode_or_reject_as_promised() {
         ..GenConfig::default()
     };
     // Decoded long after the stream, so only the deliberately future timestamps are future.
-    let ctx = DecodeContext::new(DEFAULT_START + 400 * DAY);
+    // The generator pays in USD, EUR and GBP.
+    let ctx = DecodeContext {
+        currencies: std::sync::Arc::new(
+            engauge_codec::CurrencyRates::new(
+                "USD",
+                &[("EUR".to_owned(), 1.08), ("GBP".to_owned(), 1.27)],
+            )
+            .expect("rates"),
+        ),
+        ..DecodeContext::new(DEFAULT_START + 400 * DAY)
+    };
     let mut generator = Generator::new(config);
     let mut line = Vec::new();
     let mut reasons = std::collections::BTreeSet::new();

@@ -66,6 +66,7 @@ fn snapshot(window: &str, segment: Vec<(String, String)>, seed: u64) -> Snapshot
             csat_ratio: Some(0.84),
             csat_margin: Some(0.07),
             ces_score: Some(5.6),
+            ..Kpis::default()
         },
         features: (0..FEATURES)
             .map(|f| {
@@ -80,6 +81,7 @@ fn snapshot(window: &str, segment: Vec<(String, String)>, seed: u64) -> Snapshot
             })
             .collect(),
         watermark: 1_795_348_803_000,
+        utc_offsets: None,
     }
 }
 

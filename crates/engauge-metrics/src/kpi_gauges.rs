@@ -48,11 +48,33 @@ enum Family {
     CsatRatio,
     CsatMargin,
     CesScore,
+    RetainedUsers,
+    ReturningUsers,
+    ChurnedUsers,
+    DormantUsers,
+    NewUsers,
+    ResurrectedUsers,
+    RetentionRatio,
+    ChurnRatio,
+    Revenue,
+    Orders,
+    Aov,
+    PayingUsers,
+    Arpu,
+    Arppu,
+    ConversionRatio,
+    ClvEstimate,
+    Cancellations,
+    CancelledUsers,
+    SupportTickets,
+    SelfServiceResolutions,
+    SelfServiceRatio,
+    NDayRetentionRatio,
     WindowEnd,
 }
 
 impl Family {
-    const ALL: [Family; 15] = [
+    const ALL: [Family; 37] = [
         Family::ActiveUsers,
         Family::Events,
         Family::StickinessRatio,
@@ -67,6 +89,28 @@ impl Family {
         Family::CsatRatio,
         Family::CsatMargin,
         Family::CesScore,
+        Family::RetainedUsers,
+        Family::ReturningUsers,
+        Family::ChurnedUsers,
+        Family::DormantUsers,
+        Family::NewUsers,
+        Family::ResurrectedUsers,
+        Family::RetentionRatio,
+        Family::ChurnRatio,
+        Family::Revenue,
+        Family::Orders,
+        Family::Aov,
+        Family::PayingUsers,
+        Family::Arpu,
+        Family::Arppu,
+        Family::ConversionRatio,
+        Family::ClvEstimate,
+        Family::Cancellations,
+        Family::CancelledUsers,
+        Family::SupportTickets,
+        Family::SelfServiceResolutions,
+        Family::SelfServiceRatio,
+        Family::NDayRetentionRatio,
         Family::WindowEnd,
     ];
     const COUNT: usize = Family::ALL.len();
@@ -87,6 +131,29 @@ impl Family {
             Family::CsatRatio => "engauge_kpi_csat_ratio",
             Family::CsatMargin => "engauge_kpi_csat_margin",
             Family::CesScore => "engauge_kpi_ces_score",
+            Family::RetainedUsers => "engauge_kpi_retained_users",
+            Family::ReturningUsers => "engauge_kpi_returning_users",
+            Family::ChurnedUsers => "engauge_kpi_churned_users",
+            Family::DormantUsers => "engauge_kpi_dormant_users",
+            Family::NewUsers => "engauge_kpi_new_users",
+            Family::ResurrectedUsers => "engauge_kpi_resurrected_users",
+            Family::RetentionRatio => "engauge_kpi_retention_ratio",
+            Family::ChurnRatio => "engauge_kpi_churn_ratio",
+            Family::Revenue => "engauge_kpi_revenue",
+            Family::Orders => "engauge_kpi_orders",
+            Family::Aov => "engauge_kpi_aov",
+            Family::PayingUsers => "engauge_kpi_paying_users",
+            Family::Arpu => "engauge_kpi_arpu",
+            Family::Arppu => "engauge_kpi_arppu",
+            Family::ConversionRatio => "engauge_kpi_conversion_ratio",
+            Family::ClvEstimate => "engauge_kpi_clv_estimate",
+            Family::Cancellations => "engauge_kpi_cancellations",
+            Family::CancelledUsers => "engauge_kpi_cancelled_users",
+            Family::SupportTickets => "engauge_kpi_support_tickets",
+            Family::SelfServiceResolutions => "engauge_kpi_self_service_resolutions",
+            Family::SelfServiceRatio => "engauge_kpi_self_service_ratio",
+            Family::NDayRetentionRatio => "engauge_kpi_n_day_retention_ratio",
+
             Family::WindowEnd => "engauge_kpi_window_end_timestamp_seconds",
         }
     }
@@ -113,6 +180,49 @@ impl Family {
             Family::CsatRatio => "Share of CSAT responses scoring 4 or 5.",
             Family::CsatMargin => "95% half-width of the CSAT ratio.",
             Family::CesScore => "Mean customer effort score.",
+            Family::RetainedUsers => "Users active in the previous period and in this one.",
+            Family::ReturningUsers => {
+                "Users active in the previous period and in this one (same as retained)."
+            }
+            Family::ChurnedUsers => "Users active in the previous period but not in this one.",
+            Family::DormantUsers => {
+                "Users active in the previous period but not in this one (same as churned)."
+            }
+            Family::NewUsers => "Active users whose first activity ever seen falls in this period.",
+            Family::ResurrectedUsers => {
+                "Active users not active in the previous period and first seen before this one."
+            }
+            Family::RetentionRatio => {
+                "Retained users divided by the users active in the previous period."
+            }
+            Family::ChurnRatio => {
+                "Churned users divided by the users active in the previous period."
+            }
+            Family::Revenue => "Purchases minus refunds, in the configured base currency.",
+            Family::Orders => "Purchases in the window instance.",
+            Family::Aov => {
+                "Average order value: gross purchase amount divided by orders (base currency)."
+            }
+            Family::PayingUsers => "Distinct users with a purchase.",
+            Family::Arpu => "Revenue divided by active users (base currency).",
+            Family::Arppu => "Revenue divided by paying users (base currency).",
+            Family::ConversionRatio => "Paying users divided by active users.",
+            Family::ClvEstimate => {
+                "ARPU times gross margin divided by churn ratio, on the clv.period window (base currency)."
+            }
+            Family::Cancellations => "subscription_cancelled events in the window instance.",
+            Family::CancelledUsers => "Distinct users who cancelled a subscription.",
+            Family::SupportTickets => "Support tickets opened in the window instance.",
+            Family::SelfServiceResolutions => {
+                "Issues resolved by self-service in the window instance."
+            }
+            Family::SelfServiceRatio => {
+                "Self-service resolutions divided by self-service resolutions plus tickets."
+            }
+            Family::NDayRetentionRatio => {
+                "Calendar day windows: share of the users first seen n local days before who are active this day."
+            }
+
             Family::WindowEnd => {
                 "Exclusive end (event time) of the window instance the KPI gauges come from."
             }
@@ -128,14 +238,14 @@ impl Family {
 }
 
 /// The label names KPI families use themselves; a dimension may not take one of them.
-const RESERVED_LABELS: [&str; 5] = ["window", "feature", "survey", "quantile", "le"];
+const RESERVED_LABELS: [&str; 6] = ["window", "feature", "survey", "quantile", "le", "n"];
 
 /// The Prometheus label name a segment dimension is exported under.
 ///
 /// A name that is already a valid label name and not reserved is used as it is (`plan` stays
 /// `plan`). Otherwise characters outside `[A-Za-z0-9_]` become `_`, a leading digit gets a `_`
 /// in front, and a name that is one of the labels the KPI families use (`window`, `feature`,
-/// `survey`, `quantile`, `le`) or starts with `__` (reserved by Prometheus) gets an `attr_`
+/// `survey`, `quantile`, `le`, `n`) or starts with `__` (reserved by Prometheus) gets an `attr_`
 /// prefix: `app-version` → `app_version`, `window` → `attr_window`.
 pub fn dimension_label_name(dimension: &str) -> String {
     let mut name: String = dimension
@@ -361,6 +471,27 @@ fn push_segment(metrics: &mut [Vec<Metric>; Family::COUNT], segment: &SegmentSer
     gauge(Family::ActiveUsers, kpis.active_users as f64);
     gauge(Family::Events, kpis.events as f64);
     gauge(Family::Sessions, kpis.sessions as f64);
+    let counts = [
+        (Family::RetainedUsers, kpis.retained_users),
+        (Family::ReturningUsers, kpis.retained_users),
+        (Family::ChurnedUsers, kpis.churned_users),
+        (Family::DormantUsers, kpis.churned_users),
+        (Family::NewUsers, kpis.new_users),
+        (Family::ResurrectedUsers, kpis.resurrected_users),
+        (Family::Orders, kpis.orders),
+        (Family::PayingUsers, kpis.paying_users),
+        (Family::Cancellations, kpis.cancellations),
+        (Family::CancelledUsers, kpis.cancelled_users),
+        (Family::SupportTickets, kpis.support_tickets),
+        (
+            Family::SelfServiceResolutions,
+            kpis.self_service_resolutions,
+        ),
+    ];
+    for (family, value) in counts {
+        gauge(family, value as f64);
+    }
+    gauge(Family::Revenue, kpis.revenue);
     let optional = [
         (Family::StickinessRatio, kpis.stickiness_ratio),
         (Family::SessionsPerUser, kpis.sessions_per_user),
@@ -369,10 +500,30 @@ fn push_segment(metrics: &mut [Vec<Metric>; Family::COUNT], segment: &SegmentSer
         (Family::CsatRatio, kpis.csat_ratio),
         (Family::CsatMargin, kpis.csat_margin),
         (Family::CesScore, kpis.ces_score),
+        (Family::RetentionRatio, kpis.retention_ratio),
+        (Family::ChurnRatio, kpis.churn_ratio),
+        (Family::Aov, kpis.aov),
+        (Family::Arpu, kpis.arpu),
+        (Family::Arppu, kpis.arppu),
+        (Family::ConversionRatio, kpis.conversion_ratio),
+        (Family::ClvEstimate, kpis.clv_estimate),
+        (Family::SelfServiceRatio, kpis.self_service_ratio),
     ];
     for (family, value) in optional {
         if let Some(value) = value {
             gauge(family, value);
+        }
+    }
+
+    for &(n, ratio) in &kpis.n_day_retention {
+        if let Some(ratio) = ratio {
+            push_gauge(
+                metrics,
+                Family::NDayRetentionRatio,
+                labels,
+                Some(("n", &n.to_string())),
+                ratio,
+            );
         }
     }
 
@@ -485,6 +636,7 @@ mod tests {
             },
             features: Vec::new(),
             watermark: end,
+            utc_offsets: None,
         }
     }
 
@@ -617,6 +769,26 @@ mod tests {
             csat_ratio: Some(0.75),
             csat_margin: Some(0.125),
             ces_score: Some(5.5),
+            retained_users: 120,
+            churned_users: 40,
+            new_users: 30,
+            resurrected_users: 50,
+            retention_ratio: Some(0.75),
+            churn_ratio: Some(0.25),
+            revenue: 1234.5,
+            orders: 11,
+            aov: Some(120.5),
+            paying_users: 10,
+            arpu: Some(6.1725),
+            arppu: Some(123.45),
+            conversion_ratio: Some(0.05),
+            clv_estimate: Some(24.69),
+            cancellations: 3,
+            cancelled_users: 2,
+            support_tickets: 6,
+            self_service_resolutions: 2,
+            self_service_ratio: Some(0.25),
+            n_day_retention: vec![(1, Some(0.5)), (7, None)],
         };
         snap.features = vec![
             (
@@ -659,6 +831,28 @@ mod tests {
             format!("engauge_kpi_csat_ratio{{{l}}} 0.75"),
             format!("engauge_kpi_csat_margin{{{l}}} 0.125"),
             format!("engauge_kpi_ces_score{{{l}}} 5.5"),
+            format!("engauge_kpi_retained_users{{{l}}} 120"),
+            format!("engauge_kpi_returning_users{{{l}}} 120"),
+            format!("engauge_kpi_churned_users{{{l}}} 40"),
+            format!("engauge_kpi_dormant_users{{{l}}} 40"),
+            format!("engauge_kpi_new_users{{{l}}} 30"),
+            format!("engauge_kpi_resurrected_users{{{l}}} 50"),
+            format!("engauge_kpi_retention_ratio{{{l}}} 0.75"),
+            format!("engauge_kpi_churn_ratio{{{l}}} 0.25"),
+            format!("engauge_kpi_revenue{{{l}}} 1234.5"),
+            format!("engauge_kpi_orders{{{l}}} 11"),
+            format!("engauge_kpi_aov{{{l}}} 120.5"),
+            format!("engauge_kpi_paying_users{{{l}}} 10"),
+            format!("engauge_kpi_arpu{{{l}}} 6.1725"),
+            format!("engauge_kpi_arppu{{{l}}} 123.45"),
+            format!("engauge_kpi_conversion_ratio{{{l}}} 0.05"),
+            format!("engauge_kpi_clv_estimate{{{l}}} 24.69"),
+            format!("engauge_kpi_cancellations{{{l}}} 3"),
+            format!("engauge_kpi_cancelled_users{{{l}}} 2"),
+            format!("engauge_kpi_support_tickets{{{l}}} 6"),
+            format!("engauge_kpi_self_service_resolutions{{{l}}} 2"),
+            format!("engauge_kpi_self_service_ratio{{{l}}} 0.25"),
+            format!(r#"engauge_kpi_n_day_retention_ratio{{{l},n="1"}} 0.5"#),
             r#"engauge_kpi_window_end_timestamp_seconds{window="30d"} 2000"#.to_owned(),
         ] {
             assert!(has(&lines, &expected), "missing {expected}:\n{lines:#?}");
@@ -668,7 +862,7 @@ mod tests {
                 .iter()
                 .any(|l| l.contains(r#"adoption_ratio{window="30d",plan="pro",feature="share"}"#))
         );
-        assert_eq!(lines.len(), 22, "{lines:#?}");
+        assert_eq!(lines.len(), 44, "{lines:#?}");
         let text = render(&gauges);
         assert!(text.contains("# TYPE engauge_kpi_session_duration_seconds summary"));
     }

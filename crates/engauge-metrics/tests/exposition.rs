@@ -50,6 +50,7 @@ fn snapshot(window: &str, segment: &[(&str, &str)], active_users: u64) -> Snapsh
             csat_ratio: Some(0.84),
             csat_margin: Some(0.07),
             ces_score: None,
+            ..Kpis::default()
         },
         features: vec![
             (
@@ -68,6 +69,7 @@ fn snapshot(window: &str, segment: &[(&str, &str)], active_users: u64) -> Snapsh
             ),
         ],
         watermark: END + 3000,
+        utc_offsets: None,
     }
 }
 

@@ -4,11 +4,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use engauge_codec::CurrencyRates;
 use engauge_core::time::parse_duration;
 use engauge_core::{
-    EngineConfig, FeaturesConfig, Millis, SegmentsConfig, SurveyScales, WindowSpec,
+    CalendarPeriod, CalendarSpec, ClvConfig, EngineConfig, FeaturesConfig, Millis, SegmentsConfig,
+    SurveyScales, WindowSpec,
 };
 use serde::Deserialize;
 
@@ -31,8 +34,65 @@ impl<'de> Deserialize<'de> for Duration {
 #[serde(deny_unknown_fields)]
 struct RawWindow {
     name: String,
-    length: Duration,
-    slide: Duration,
+    /// `sliding` (default) or `calendar`.
+    kind: Option<String>,
+    length: Option<Duration>,
+    slide: Option<Duration>,
+    /// Calendar windows: `day`, `week` or `month`, an IANA zone and the first day of a week.
+    period: Option<String>,
+    timezone: Option<String>,
+    week_start: Option<String>,
+}
+
+impl RawWindow {
+    fn spec(self, index: usize) -> anyhow::Result<WindowSpec> {
+        let key = format!("windows[{index}]");
+        match self.kind.as_deref().unwrap_or("sliding") {
+            "sliding" => {
+                let (Some(length), Some(slide)) = (self.length, self.slide) else {
+                    bail!("{key}: a sliding window needs length and slide");
+                };
+                if self.period.is_some() || self.timezone.is_some() || self.week_start.is_some() {
+                    bail!("{key}: period, timezone and week_start are for kind = \"calendar\"");
+                }
+                Ok(WindowSpec::new(self.name, length.0, slide.0))
+            }
+            "calendar" => {
+                if self.length.is_some() || self.slide.is_some() {
+                    bail!("{key}: a calendar window has a period, not length and slide");
+                }
+                let period = self.period.as_deref().unwrap_or("day");
+                let period = CalendarPeriod::parse(period).ok_or_else(|| {
+                    anyhow::anyhow!("{key}.period: {period:?} is not day, week or month")
+                })?;
+                let mut spec = CalendarSpec::new(period, self.timezone.unwrap_or("UTC".into()));
+                if let Some(day) = self.week_start {
+                    spec.week_start = [
+                        "monday",
+                        "tuesday",
+                        "wednesday",
+                        "thursday",
+                        "friday",
+                        "saturday",
+                        "sunday",
+                    ]
+                    .iter()
+                    .position(|d| d.eq_ignore_ascii_case(&day))
+                    .ok_or_else(|| anyhow::anyhow!("{key}.week_start: {day:?} is not a weekday"))?
+                        as u8;
+                }
+                Ok(WindowSpec::calendar(self.name, spec))
+            }
+            other => bail!("{key}.kind: {other:?} is not sliding or calendar"),
+        }
+    }
+}
+
+/// `[retention]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    n_days: Vec<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +146,44 @@ impl Default for RawFeatures {
             allowlist: d.allowlist,
         }
     }
+}
+
+/// `[currencies]`: the base currency and static rates into it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCurrencies {
+    #[serde(default = "default_base_currency")]
+    base: String,
+    #[serde(default)]
+    rates: BTreeMap<String, f64>,
+}
+
+fn default_base_currency() -> String {
+    "USD".to_owned()
+}
+
+impl Default for RawCurrencies {
+    fn default() -> Self {
+        RawCurrencies {
+            base: default_base_currency(),
+            rates: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[lifecycle]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    enabled: bool,
+}
+
+/// `[clv]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClv {
+    period: Option<Duration>,
+    gross_margin: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +333,11 @@ struct RawConfig {
     #[serde(default)]
     features: RawFeatures,
     activity: Option<RawActivity>,
+    lifecycle: Option<RawLifecycle>,
+    retention: Option<RawRetention>,
+    #[serde(default)]
+    currencies: RawCurrencies,
+    clv: Option<RawClv>,
     #[serde(default)]
     surveys: RawSurveys,
     #[serde(default)]
@@ -249,6 +352,8 @@ struct RawConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub engine: EngineConfig,
+    /// Base currency and conversion rates applied when decoding purchases and refunds.
+    pub currencies: Arc<CurrencyRates>,
     /// Events further ahead of the wall clock are rejected.
     pub max_future_skew: Millis,
     /// Larger messages are rejected as oversize.
@@ -310,8 +415,9 @@ impl Config {
             windows: match raw.windows {
                 Some(ws) => ws
                     .into_iter()
-                    .map(|w| WindowSpec::new(w.name, w.length.0, w.slide.0))
-                    .collect(),
+                    .enumerate()
+                    .map(|(i, w)| w.spec(i))
+                    .collect::<anyhow::Result<_>>()?,
                 None => defaults.windows,
             },
             allowed_lateness: raw
@@ -333,7 +439,24 @@ impl Config {
             non_activity_types: raw
                 .activity
                 .map_or(defaults.non_activity_types, |a| a.exclude_types),
+            lifecycle: raw.lifecycle.map_or(defaults.lifecycle, |l| l.enabled),
+            n_day_retention: raw.retention.map_or(defaults.n_day_retention, |r| r.n_days),
+            clv: ClvConfig {
+                period: raw
+                    .clv
+                    .as_ref()
+                    .and_then(|c| c.period)
+                    .map_or(defaults.clv.period, |d| d.0),
+                gross_margin: raw
+                    .clv
+                    .as_ref()
+                    .and_then(|c| c.gross_margin)
+                    .unwrap_or(defaults.clv.gross_margin),
+            },
         };
+        let rates: Vec<(String, f64)> = raw.currencies.rates.into_iter().collect();
+        let currencies = CurrencyRates::new(&raw.currencies.base, &rates)
+            .map_err(|e| anyhow::anyhow!("currencies: {e}"))?;
         engine.validate()?;
         if raw.input.max_event_bytes < 256 || raw.input.max_event_bytes > 16 * 1024 * 1024 {
             bail!("input.max_event_bytes: must be within 256..=16777216");
@@ -383,6 +506,7 @@ impl Config {
         kafka.producer_config()?;
         Ok(Config {
             engine,
+            currencies: Arc::new(currencies),
             max_future_skew: raw.input.max_future_skew.0,
             max_event_bytes: raw.input.max_event_bytes,
             idle_timeout: raw.input.idle_timeout.0,
@@ -498,5 +622,72 @@ mod tests {
         assert!(err("[http]\nlisten = \"nowhere\"").contains("http.listen"));
         let e = err("[kafka.consumer]\n\"enable.auto.commit\" = \"true\"");
         assert!(e.contains("kafka.consumer.enable.auto.commit"), "{e}");
+        let e = err("[currencies]\nrates = { EUR = 0.0 }");
+        assert!(e.contains("currencies") && e.contains("EUR"), "{e}");
+        assert!(err("[currencies]\nbase = \"usd\"").contains("currencies"));
+        assert!(err("[clv]\ngross_margin = -1.0").contains("clv.gross_margin"));
+        assert!(err("[lifecycle]\nenabled = 1").contains("enabled"));
+    }
+
+    #[test]
+    fn calendar_windows() {
+        let table: toml::Table = concat!(
+            "[[windows]]\nname = \"1h\"\nlength = \"1h\"\nslide = \"1m\"\n",
+            "[[windows]]\nname = \"day\"\nkind = \"calendar\"\nperiod = \"day\"\n",
+            "timezone = \"Europe/Berlin\"\n",
+            "[[windows]]\nname = \"week\"\nkind = \"calendar\"\nperiod = \"week\"\n",
+            "timezone = \"America/New_York\"\nweek_start = \"Sunday\"\n",
+            "[retention]\nn_days = [1, 14]\n",
+        )
+        .parse()
+        .expect("toml");
+        let config = Config::from_table(table).expect("valid");
+        let w = &config.engine.windows;
+        assert_eq!(w[0], WindowSpec::new("1h", 3_600_000, 60_000));
+        let mut week = CalendarSpec::new(CalendarPeriod::Week, "America/New_York");
+        week.week_start = 6;
+        assert_eq!(
+            w[1],
+            WindowSpec::calendar(
+                "day",
+                CalendarSpec::new(CalendarPeriod::Day, "Europe/Berlin")
+            )
+        );
+        assert_eq!(w[2], WindowSpec::calendar("week", week));
+        assert_eq!(config.engine.n_day_retention, vec![1, 14]);
+        let err = |toml: &str| {
+            let table: toml::Table = toml.parse().expect("toml");
+            format!("{:#}", Config::from_table(table).expect_err("invalid"))
+        };
+        let e = err("[[windows]]\nname = \"d\"\nkind = \"calendar\"\ntimezone = \"Nowhere/X\"");
+        assert!(
+            e.contains("windows[0].timezone") && e.contains("Nowhere/X"),
+            "{e}"
+        );
+        let e = err("[[windows]]\nname = \"d\"\nkind = \"calendar\"\nperiod = \"year\"");
+        assert!(e.contains("windows[0].period"), "{e}");
+        let e = err("[[windows]]\nname = \"d\"\nkind = \"calendar\"\nlength = \"1d\"");
+        assert!(e.contains("windows[0]"), "{e}");
+        let e = err("[[windows]]\nname = \"d\"\nlength = \"1d\"");
+        assert!(e.contains("windows[0]") && e.contains("slide"), "{e}");
+        assert!(err("[retention]\nn_days = [0]").contains("retention.n_days"));
+    }
+
+    #[test]
+    fn currencies_lifecycle_and_clv() {
+        let table: toml::Table = concat!(
+            "[currencies]\nbase = \"EUR\"\nrates = { USD = 0.9 }\n",
+            "[lifecycle]\nenabled = false\n",
+            "[clv]\nperiod = \"7d\"\ngross_margin = 0.7\n",
+        )
+        .parse()
+        .expect("toml");
+        let config = Config::from_table(table).expect("valid");
+        assert_eq!(config.currencies.base(), "EUR");
+        let usd = engauge_codec::Currency::parse("USD").expect("code");
+        assert_eq!(config.currencies.rate(usd), Some(0.9));
+        assert!(!config.engine.lifecycle);
+        assert_eq!(config.engine.clv.period, 7 * engauge_core::time::DAY);
+        assert_eq!(config.engine.clv.gross_margin, 0.7);
     }
 }

@@ -55,6 +55,16 @@ pub fn demo(mut config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()>
     config.kafka.brokers = bootstrap.clone();
     config.kafka.input_topics = vec![INPUT_TOPIC.to_owned()];
     config.kafka.group_id = "engauge-demo".to_owned();
+    if *config.currencies == engauge_codec::CurrencyRates::default() {
+        // The generator pays in USD, EUR and GBP: illustrative rates, unless configured.
+        config.currencies = Arc::new(
+            engauge_codec::CurrencyRates::new(
+                "USD",
+                &[("EUR".to_owned(), 1.08), ("GBP".to_owned(), 1.27)],
+            )
+            .map_err(|e| anyhow::anyhow!(e))?,
+        );
+    }
 
     let telemetry = Arc::new(Telemetry::new()?);
     let server = engauge_metrics::MetricsServer::start(
@@ -136,19 +146,23 @@ fn live_view(
         println!(
             "\nevents/s {rate:>8}   consumed {consumed:>9}   rejected {rejected:>6}   watermark {wm}"
         );
-        println!("  window   active  stickiness     nps    csat   sessions/user");
+        println!(
+            "  window   active  stickiness     nps    csat   sessions/user  retention     revenue"
+        );
         let fmt = |v: Option<f64>, digits: usize| {
             v.map_or_else(|| "-".to_owned(), |x| format!("{x:.digits$}"))
         };
         for (window, s) in &latest {
             let k = &s.kpis;
             println!(
-                "  {window:<6} {:>8} {:>11} {:>7} {:>7} {:>15}",
+                "  {window:<6} {:>8} {:>11} {:>7} {:>7} {:>15} {:>10} {:>11.2}",
                 k.active_users,
                 fmt(k.stickiness_ratio, 3),
                 fmt(k.nps, 1),
                 fmt(k.csat_ratio, 3),
                 fmt(k.sessions_per_user, 2),
+                fmt(k.retention_ratio, 3),
+                k.revenue,
             );
         }
     }

@@ -121,6 +121,7 @@ pub fn run(
             max_future_skew: config.max_future_skew,
             max_event_bytes: config.max_event_bytes,
             scales: config.engine.surveys,
+            currencies: config.currencies.clone(),
             ..DecodeContext::new(now_millis())
         },
         snapshot_record: OutRecord {

@@ -32,6 +32,7 @@ pub fn replay(
     ctx.max_future_skew = config.max_future_skew;
     ctx.max_event_bytes = config.max_event_bytes;
     ctx.scales = config.engine.surveys;
+    ctx.currencies = config.currencies.clone();
     let mut replay = Replay::new(Engine::new(config.engine.clone())?);
     let mut summary = ReplaySummary::default();
     let mut snapshots = Vec::new();

@@ -21,7 +21,12 @@ use crate::raw_event::Field;
 const NOW: Millis = 1_795_348_800_000;
 
 fn ctx() -> DecodeContext {
-    DecodeContext::new(NOW)
+    DecodeContext {
+        currencies: std::sync::Arc::new(
+            crate::CurrencyRates::new("USD", &[("EUR".to_owned(), 2.0)]).expect("rates"),
+        ),
+        ..DecodeContext::new(NOW)
+    }
 }
 
 /// The serde path alone, behind the same size and UTF-8 checks.
@@ -429,7 +434,7 @@ fn type_members(event_type: &'static str, plain: bool) -> BoxedStrategy<Vec<(Str
         "purchase" | "refund" => (
             number_text(plain),
             prop::option::of(prop::sample::select(if plain {
-                vec!["\"EUR\"", "\"USD\"", "\"JPY\"", "null"]
+                vec!["\"EUR\"", "\"USD\"", "null"]
             } else {
                 vec![
                     "\"EUR\"",
@@ -437,6 +442,7 @@ fn type_members(event_type: &'static str, plain: bool) -> BoxedStrategy<Vec<(Str
                     "null",
                     "\"eur\"",
                     "\"EURO\"",
+                    "\"JPY\"",
                     "7",
                     "\"\\u0045UR\"",
                 ]
@@ -772,8 +778,8 @@ fn common_forms_take_the_fast_path() {
         "{\n\t\"id\": \"é\",\r\n \"type\": \"action\", \"user_id\": \"ü\", \"ts\": \"2026-11-22 11:00:00.123456+05:30\"}",
         r#"{"id":"e","type":"survey_response","user_id":"u","ts":1795345200000,"survey":"nps","score":0,"comment":""}"#,
         r#"{"id":"e","type":"purchase","user_id":"u","ts":1795345200000,"amount":0.1,"currency":"EUR"}"#,
-        r#"{"id":"e","type":"refund","user_id":"u","ts":1795345200000,"amount":123456789012345678}"#,
-        r#"{"id":"e","type":"purchase","user_id":"u","ts":1795345200000,"amount":12345678901234.5678}"#,
+        r#"{"id":"e","type":"refund","user_id":"u","ts":1795345200000,"amount":123456789012}"#,
+        r#"{"id":"e","type":"purchase","user_id":"u","ts":1795345200000,"amount":123456789012.5678}"#,
         r#"{"id":"e","type":"feature_used","user_id":"u","ts":1795345200000,"feature":"f","score":[1,{"a":-1e999}]}"#,
         r#"{"id":"e","type":"x","user_id":"u","ts":1795345200000,"session_id":null,"attrs":null,"comment":null}"#,
         r#"{"id":"e","type":"x","user_id":"u","ts":1795345200000,"attrs":{},"x":{"id":[],"y":[[[]]],"z":{}}}"#,

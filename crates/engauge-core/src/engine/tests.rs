@@ -422,3 +422,80 @@ fn a_session_split_by_max_closes_after_the_frontier_without_losing_older_panes()
     ];
     assert_eq!(sessions, expected);
 }
+
+/// Berlin days around the spring DST change (2026-03-29 is 23 hours long), with lifecycle and
+/// n-day retention, every count written out by hand.
+#[test]
+fn calendar_days_in_berlin_across_dst() {
+    use crate::{CalendarPeriod, CalendarSpec};
+    let mut cfg = config(vec![
+        WindowSpec::new("1h", HOUR, HOUR),
+        WindowSpec::calendar(
+            "day",
+            CalendarSpec::new(CalendarPeriod::Day, "Europe/Berlin"),
+        ),
+    ]);
+    cfg.n_day_retention = vec![1, 2];
+    // Local midnights in UTC: 03-28 = 03-27T23:00Z, 03-29 = 03-28T23:00Z (CET, +1), 03-30 =
+    // 03-29T22:00Z (CEST, +2), 03-31 = 03-30T22:00Z.
+    let d28 = 1_774_652_400_000; // 2026-03-27T23:00:00Z
+    let d29 = d28 + DAY;
+    let d30 = d29 + 23 * HOUR;
+    let d31 = d30 + DAY;
+    let events = [
+        ev(1, "ann", d28 + HOUR),                    // ann first seen on the 28th
+        ev(2, "bob", d28 + 2 * HOUR).plan("pro"),    // bob first seen on the 28th
+        ev(3, "ann", d29 + 30 * MINUTE),             // ann retained on the 29th (1 day later)
+        ev(4, "cat", d29 + 22 * HOUR + 59 * MINUTE), // 23:59 local on the 29th
+        ev(5, "cat", d30),                           // 00:00 local on the 30th
+        ev(6, "bob", d30 + 5 * HOUR).plan("pro"),    // bob back after 2 days: resurrected
+        ev(7, "dan", d31 + HOUR),
+    ];
+    let (snaps, _) = replay(cfg, &events);
+    let day = |end: Millis| find(&snaps, "day", end, "day|").expect("day snapshot");
+    let s29 = day(d30);
+    assert_eq!((s29.start, s29.end), (d29, d30), "23-hour day");
+    assert_eq!(s29.kpis.active_users, 2);
+    assert_eq!(s29.kpis.events, 2);
+    assert_eq!(
+        (s29.kpis.retained_users, s29.kpis.churned_users),
+        (1, 1),
+        "ann stays, bob leaves"
+    );
+    assert_eq!(
+        (s29.kpis.new_users, s29.kpis.resurrected_users),
+        (1, 0),
+        "cat"
+    );
+    assert_eq!(s29.kpis.n_day_retention, vec![(1, Some(0.5)), (2, None)]);
+    let s30 = day(d31);
+    assert_eq!((s30.start, s30.end), (d30, d31));
+    assert_eq!(s30.kpis.active_users, 2, "cat at local midnight, bob");
+    assert_eq!(
+        (s30.kpis.retained_users, s30.kpis.churned_users),
+        (1, 1),
+        "cat stays, ann leaves"
+    );
+    assert_eq!(
+        (s30.kpis.new_users, s30.kpis.resurrected_users),
+        (0, 1),
+        "bob"
+    );
+    // Of the two users first seen on the 28th (ann, bob), bob is back on the 30th.
+    // Of cat, first seen on the 29th, she is back on the 30th.
+    assert_eq!(
+        s30.kpis.n_day_retention,
+        vec![(1, Some(1.0)), (2, Some(0.5))]
+    );
+    let pro = find(&snaps, "day", d31, "day|plan=pro").expect("pro segment");
+    assert_eq!(pro.kpis.active_users, 1);
+    assert!(
+        pro.kpis.n_day_retention.is_empty(),
+        "all-users segment only"
+    );
+    let s28 = day(d29);
+    assert_eq!(s28.end - s28.start, DAY);
+    assert_eq!(s28.kpis.new_users, 2);
+    // Nothing is lost to the 1-hour window running beside it.
+    assert!(find(&snaps, "1h", d28 + 2 * HOUR, "1h|").is_some());
+}

@@ -38,8 +38,20 @@ struct Accepted<'a> {
     /// The mapped feature name of a `feature_used` event.
     feature: Option<String>,
     survey: Option<(Survey, i32)>,
+    /// A purchase's amount in micro-units of the base currency.
+    purchase: Option<i128>,
+    /// A refund's amount in micro-units of the base currency.
+    refund: Option<i128>,
+    cancellation: bool,
+    ticket: bool,
+    self_service: bool,
     /// The segment of this event for each normalised set (same index as `sets`).
     segments: Vec<Segment>,
+}
+
+/// An amount in micro-units: the precision revenue is kept at.
+pub fn micros(amount: f64) -> i128 {
+    (amount * 1e6).round() as i128
 }
 
 /// A session: (first event time, last event time).
@@ -173,6 +185,17 @@ pub fn run(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> Expected {
                 EventKind::SurveyResponse { survey, score } => Some((survey, score)),
                 _ => None,
             },
+            purchase: match ev.kind {
+                EventKind::Purchase { amount } => Some(micros(amount)),
+                _ => None,
+            },
+            refund: match ev.kind {
+                EventKind::Refund { amount } => Some(micros(amount)),
+                _ => None,
+            },
+            cancellation: matches!(ev.kind, EventKind::SubscriptionCancelled),
+            ticket: matches!(ev.kind, EventKind::SupportTicket),
+            self_service: matches!(ev.kind, EventKind::SelfServiceResolved),
             segments: sets
                 .iter()
                 .map(|set| {
@@ -189,6 +212,13 @@ pub fn run(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> Expected {
                 .collect(),
         })
         .collect();
+
+    // The first activity of each user, over every event of every segment.
+    let mut first_seen: BTreeMap<&str, Millis> = BTreeMap::new();
+    for a in accepted.iter().filter(|a| a.activity) {
+        let first = first_seen.entry(a.user).or_insert(a.ts);
+        *first = (*first).min(a.ts);
+    }
 
     // Sessions per (set, segment, user, session_id), from activity events only.
     type StreamKey<'k> = (usize, Segment, &'k str, Option<&'k str>);
@@ -234,12 +264,12 @@ pub fn run(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> Expected {
             let kpis_and_features = compute(
                 cfg,
                 &accepted,
+                &first_seen,
                 segment_sessions,
                 si,
                 &seg,
-                start,
                 end,
-                w.length == 30 * DAY,
+                w.length,
             );
             let watermark = *watermarks
                 .iter()
@@ -253,6 +283,8 @@ pub fn run(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> Expected {
                 kpis: kpis_and_features.0,
                 features: kpis_and_features.1,
                 watermark,
+                // Sliding windows only (the model has no calendar windows): times are UTC.
+                utc_offsets: None,
             }
         })
         .collect();
@@ -269,18 +301,35 @@ fn ratio(num: f64, den: f64) -> Option<f64> {
     if den == 0.0 { None } else { Some(num / den) }
 }
 
-/// The KPIs of one (instance, segment), by scanning every accepted event.
+/// Users of segment `seg` (of set `si`) with an activity event in `[from, to)`.
+fn active_between<'a>(
+    accepted: &[Accepted<'a>],
+    si: usize,
+    seg: &Segment,
+    from: Millis,
+    to: Millis,
+) -> BTreeSet<&'a str> {
+    accepted
+        .iter()
+        .filter(|a| &a.segments[si] == seg && a.activity && a.ts >= from && a.ts < to)
+        .map(|a| a.user)
+        .collect()
+}
+
+/// The KPIs of one (instance, segment) of the window `length` long ending at `end`, by scanning
+/// every accepted event.
 #[allow(clippy::too_many_arguments)]
 fn compute(
     cfg: &EngineConfig,
     accepted: &[Accepted<'_>],
+    first_seen: &BTreeMap<&str, Millis>,
     segment_sessions: &[Session],
     si: usize,
     seg: &Segment,
-    start: Millis,
     end: Millis,
-    thirty_days: bool,
+    length: Millis,
 ) -> (Kpis, Vec<(String, FeatureKpis)>) {
+    let start = end - length;
     let in_seg = |a: &&Accepted<'_>| &a.segments[si] == seg;
     let in_range: Vec<&Accepted<'_>> = accepted
         .iter()
@@ -288,14 +337,10 @@ fn compute(
         .filter(|a| a.ts >= start && a.ts < end)
         .collect();
 
-    let active: BTreeSet<&str> = in_range
-        .iter()
-        .filter(|a| a.activity)
-        .map(|a| a.user)
-        .collect();
+    let active = active_between(accepted, si, seg, start, end);
     let active_users = active.len() as u64;
 
-    let stickiness_ratio = if thirty_days {
+    let stickiness_ratio = if length == 30 * DAY {
         let last_day: BTreeSet<&str> = in_range
             .iter()
             .filter(|a| a.activity && a.ts >= end - DAY)
@@ -391,6 +436,61 @@ fn compute(
     };
     let ces_score = ratio(ces_sum as f64, counts.ces as f64);
 
+    // Lifecycle: the previous period P = [start - length, start) against C = [start, end).
+    let previous = active_between(accepted, si, seg, start - length, start);
+    let first = |u: &&str| first_seen[*u];
+    let (retained_users, churned_users, new_users, resurrected_users) = if cfg.lifecycle {
+        (
+            active.intersection(&previous).count() as u64,
+            previous.difference(&active).count() as u64,
+            active
+                .iter()
+                .filter(|u| (start..end).contains(&first(u)))
+                .count() as u64,
+            active
+                .difference(&previous)
+                .filter(|u| first(u) < start)
+                .count() as u64,
+        )
+    } else {
+        (0, 0, 0, 0)
+    };
+    let (retention_ratio, churn_ratio) = if cfg.lifecycle {
+        let p = previous.len() as f64;
+        (
+            ratio(retained_users as f64, p),
+            ratio(churned_users as f64, p),
+        )
+    } else {
+        (None, None)
+    };
+
+    // Revenue, summed in micro-units.
+    let gross: i128 = in_range.iter().filter_map(|a| a.purchase).sum();
+    let refunded: i128 = in_range.iter().filter_map(|a| a.refund).sum();
+    let orders = in_range.iter().filter(|a| a.purchase.is_some()).count() as u64;
+    let paying_users = in_range
+        .iter()
+        .filter(|a| a.purchase.is_some())
+        .map(|a| a.user)
+        .collect::<BTreeSet<&str>>()
+        .len() as u64;
+    let revenue = (gross - refunded) as f64 / 1e6;
+    let arpu = ratio(revenue, active_users as f64);
+    let clv_estimate = match (arpu, churn_ratio) {
+        (Some(arpu), Some(churn)) if length == cfg.clv.period && churn > 0.0 => {
+            Some(arpu * cfg.clv.gross_margin / churn)
+        }
+        _ => None,
+    };
+    let cancelled: Vec<&str> = in_range
+        .iter()
+        .filter(|a| a.cancellation)
+        .map(|a| a.user)
+        .collect();
+    let support_tickets = in_range.iter().filter(|a| a.ticket).count() as u64;
+    let self_service_resolutions = in_range.iter().filter(|a| a.self_service).count() as u64;
+
     let kpis = Kpis {
         active_users,
         events: in_range.len() as u64,
@@ -404,6 +504,30 @@ fn compute(
         csat_ratio,
         csat_margin,
         ces_score,
+        retained_users,
+        churned_users,
+        new_users,
+        resurrected_users,
+        retention_ratio,
+        churn_ratio,
+        revenue,
+        orders,
+        aov: ratio(gross as f64 / 1e6, orders as f64),
+        paying_users,
+        arpu,
+        arppu: ratio(revenue, paying_users as f64),
+        conversion_ratio: ratio(paying_users as f64, active_users as f64),
+        clv_estimate,
+        cancellations: cancelled.len() as u64,
+        cancelled_users: cancelled.iter().collect::<BTreeSet<_>>().len() as u64,
+        support_tickets,
+        self_service_resolutions,
+        self_service_ratio: ratio(
+            self_service_resolutions as f64,
+            (self_service_resolutions + support_tickets) as f64,
+        ),
+        // Only calendar `day` windows carry N-day retention; the model has none.
+        n_day_retention: Vec::new(),
     };
     (kpis, features)
 }
