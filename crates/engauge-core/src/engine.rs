@@ -854,6 +854,24 @@ impl Engine {
         let at = at.div_euclid(BOUNDARY_GRAIN) * BOUNDARY_GRAIN;
         for cal in &mut self.calendars {
             let cur = cal.instance_at(at);
+            // After a quiet stretch, the periods jumped over had no new users: n-day retention
+            // still finds the cohorts before them.
+            let keep = cal.n_days.iter().copied().max().unwrap_or(0) as usize;
+            if let Some(old) = cal.cur {
+                let mut start = old.start;
+                while start < cur.start && keep > 0 {
+                    let new = if start == old.start {
+                        cal.life.first().map_or(0, |&(_, new)| new)
+                    } else {
+                        0
+                    };
+                    cal.history.push_back((start, new));
+                    while cal.history.len() > keep {
+                        cal.history.pop_front();
+                    }
+                    start = cal.calendar.next_start(start);
+                }
+            }
             cal.cur = Some(cur);
             cal.e_last = Some(at);
             cal.running
@@ -861,7 +879,6 @@ impl Engine {
                 .for_each(|r| *r = WindowSeg::default());
             cal.life.clear();
             cal.n_day_returned = vec![0; cal.n_days.len()];
-            cal.history.clear();
             let to = Some((at / BOUNDARY_GRAIN) as u32);
             let range = &mut self.ranges[cal.range];
             range.to = to;
@@ -1333,7 +1350,8 @@ fn calendar_moved(
         if n < cur.start || n >= cur.end {
             continue;
         }
-        if lifecycle {
+        // Counted whatever `lifecycle` says: n-day retention needs the new users of each day.
+        if lifecycle || seg == 0 {
             if cal.life.len() <= seg {
                 cal.life.resize(seg + 1, (0, 0));
             }
