@@ -29,6 +29,8 @@ impl CountRing {
 pub(crate) struct LevelShape {
     pub ratio: u32,
     pub panes: usize,
+    /// Indices of the tracked ranges at this level.
+    pub ranges: Vec<usize>,
 }
 
 /// A range of level panes `[to − len, to)` whose distinct count is kept running.
@@ -94,10 +96,10 @@ impl LastSeenCounts {
             if slot.0 == new_k + 1 {
                 slot.1 += 1;
             }
-            for (running, range) in self.running.iter_mut().zip(ranges) {
-                if range.level != li {
-                    continue;
-                }
+            debug_assert!(level.ranges.iter().all(|&r| ranges[r].level == li));
+            for &r in &level.ranges {
+                let range = &ranges[r];
+                let running = &mut self.running[r];
                 if old_k.is_some_and(|k| range.contains(k)) {
                     *running -= 1;
                 }
@@ -157,8 +159,16 @@ mod tests {
     #[test]
     fn running_counts_equal_range_sums() {
         let levels = [
-            LevelShape { ratio: 1, panes: 5 },
-            LevelShape { ratio: 2, panes: 4 },
+            LevelShape {
+                ratio: 1,
+                panes: 5,
+                ranges: vec![0],
+            },
+            LevelShape {
+                ratio: 2,
+                panes: 4,
+                ranges: vec![1],
+            },
         ];
         let mut ranges = vec![
             TrackedRange {

@@ -169,9 +169,10 @@ struct FutureCounts {
 }
 
 impl FutureCounts {
+    /// A ring of at least `len` slots (a power of two: indices are masked, not divided).
     fn new(len: usize) -> Self {
         FutureCounts {
-            slots: vec![0; len],
+            slots: vec![0; len.next_power_of_two()],
             running: 0,
         }
     }
@@ -185,14 +186,15 @@ impl FutureCounts {
         if from >= to {
             return;
         }
-        self.slots[from.rem_euclid(n) as usize] += delta;
-        self.slots[to.rem_euclid(n) as usize] -= delta;
+        let mask = n - 1;
+        self.slots[(from & mask) as usize] += delta;
+        self.slots[(to & mask) as usize] -= delta;
     }
 
     /// Instance `k` closes: its count.
     fn close(&mut self, k: i64) -> u64 {
-        let n = self.slots.len() as i64;
-        let slot = &mut self.slots[k.rem_euclid(n) as usize];
+        let mask = self.slots.len() as i64 - 1;
+        let slot = &mut self.slots[(k & mask) as usize];
         self.running += *slot;
         *slot = 0;
         self.running.max(0) as u64
@@ -310,9 +312,10 @@ impl Engine {
             .collect();
         // Last-seen counts cover the previous period too when lifecycle KPIs are on.
         let periods = if config.lifecycle { 2 } else { 1 };
-        let shape = levels
+        let mut shape: Vec<LevelShape> = levels
             .iter()
             .map(|r| LevelShape {
+                ranges: Vec::new(),
                 ratio: (r.granularity / base) as u32,
                 panes: (sized
                     .iter()
@@ -409,6 +412,9 @@ impl Engine {
                 n_day_returned: Vec::new(),
                 history: std::collections::VecDeque::new(),
             });
+        }
+        for (i, r) in ranges.iter().enumerate() {
+            shape[r.level].ranges.push(i);
         }
         let max_length = sized.iter().map(|&(_, length)| length).max().unwrap_or(0);
         let horizon = periods * max_length;
@@ -1295,35 +1301,35 @@ fn lifecycle_moved(
     new: u32,
     first: u32,
 ) {
+    // In base panes: an instance k ends at k·sp panes; "ends after pane x" is k ≥ x / sp + 1.
+    let (n, f) = (i64::from(new), i64::from(first));
     for w in windows {
-        let (l, s) = (w.length, w.slide);
-        let closed = w.e_last.map_or(i64::MIN / 2, |e| e / s);
+        let (lp, sp) = (w.length / base, w.slide / base);
+        let idx = |x: i64| if sp == 1 { x + 1 } else { x / sp + 1 };
+        let closed = w.e_last.map_or(i64::MIN / 2, |e| e / w.slide);
         if w.life.len() <= seg {
-            let slots = (2 * l / s + 4) as usize;
+            let slots = (2 * lp / sp + 4) as usize;
             w.life.resize_with(seg + 1, || LifeSeg {
                 retained: FutureCounts::new(slots),
                 new: FutureCounts::new(slots),
             });
         }
         let life = &mut w.life[seg];
-        let n = i64::from(new) * base;
         match old {
             // Retained in the instances whose previous period holds `old` and whose
             // current period holds `new`: ends in (old + L, old + 2L] ∩ (new, new + L].
             Some(old) => {
-                let o = i64::from(old) * base;
-                let from = (o + l).max(n).div_euclid(s) + 1;
-                let to = (o + 2 * l).min(n + l).div_euclid(s) + 1;
-                life.retained.add(closed, from, to, 1);
+                let o = i64::from(old);
+                life.retained.add(
+                    closed,
+                    idx((o + lp).max(n)),
+                    idx((o + 2 * lp).min(n + lp)),
+                    1,
+                );
             }
             // First activity in this segment: new in the instances whose current period
             // holds both it and the user's first activity: ends in (new, first + L].
-            None => {
-                let f = i64::from(first) * base;
-                let from = n.max(f).div_euclid(s) + 1;
-                let to = (f + l).div_euclid(s) + 1;
-                life.new.add(closed, from, to, 1);
-            }
+            None => life.new.add(closed, idx(n.max(f)), idx(f + lp), 1),
         }
     }
 }

@@ -54,13 +54,13 @@ impl Telemetry {
         })
     }
 
-    pub fn consumed(&self) {
-        self.pipeline.add_consumed(1);
-        self.consumed.fetch_add(1, Ordering::Relaxed);
+    pub fn consumed(&self, n: u64) {
+        self.pipeline.add_consumed(n);
+        self.consumed.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn decoded(&self) {
-        self.pipeline.add_decoded(1);
+    pub fn decoded(&self, n: u64) {
+        self.pipeline.add_decoded(n);
     }
 
     /// A decode rejection (too-late events are counted from the engine's statistics).
