@@ -88,6 +88,11 @@ impl CurrencyRates {
         for (code, rate) in rates {
             let c = Currency::parse(code)
                 .ok_or_else(|| format!("currency {code:?} is not three uppercase letters"))?;
+            if c == base {
+                return Err(format!(
+                    "{code} is the base currency: its rate is 1 and cannot be configured"
+                ));
+            }
             if !(rate.is_finite() && *rate > 0.0) {
                 return Err(format!("rate of {code} must be a finite number > 0"));
             }
@@ -775,6 +780,7 @@ mod tests {
             "exactly the limit is accepted"
         );
         assert!(CurrencyRates::new("usd", &[]).is_err());
+        assert!(CurrencyRates::new("USD", &[("USD".to_owned(), 1.0)]).is_err());
         assert!(CurrencyRates::new("USD", &[("EUR".to_owned(), 0.0)]).is_err());
         assert!(CurrencyRates::new("USD", &[("EUR".to_owned(), f64::NAN)]).is_err());
     }

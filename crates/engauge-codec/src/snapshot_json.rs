@@ -252,6 +252,8 @@ impl<'o> Object<'o> {
     /// Local time at UTC offset `offset` (seconds) with the offset, e.g.
     /// `2026-03-29T00:00:00+01:00`.
     fn local_time(&mut self, key: &str, value: Millis, offset: i32) {
+        // Every zone offset in use since 2000 is whole minutes.
+        debug_assert_eq!(offset % 60, 0);
         self.key(key);
         let mut buf = [0u8; 24];
         let n = rfc3339_bytes(value + i64::from(offset) * 1000, &mut buf);

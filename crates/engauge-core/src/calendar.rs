@@ -29,13 +29,15 @@ impl CalendarPeriod {
         }
     }
 
-    /// The longest instance, in milliseconds (a 25-hour day, a 31-day month with a DST hour).
+    /// An upper bound of an instance's length, in milliseconds: three hours of clock changes on
+    /// top of the nominal length (the largest shift since 2000 is Antarctica/Casey's 3 hours,
+    /// which made 27-hour days).
     pub fn max_length(self) -> Millis {
         const HOUR: Millis = 3_600_000;
         match self {
-            CalendarPeriod::Day => 25 * HOUR,
-            CalendarPeriod::Week => 7 * 24 * HOUR + HOUR,
-            CalendarPeriod::Month => 31 * 24 * HOUR + HOUR,
+            CalendarPeriod::Day => 27 * HOUR,
+            CalendarPeriod::Week => 7 * 24 * HOUR + 3 * HOUR,
+            CalendarPeriod::Month => 31 * 24 * HOUR + 3 * HOUR,
         }
     }
 }

@@ -282,6 +282,17 @@ impl EngineConfig {
                 "must be a finite number >= 0",
             ));
         }
+        if let Some((i, _)) = self
+            .n_day_retention
+            .iter()
+            .enumerate()
+            .find(|&(i, n)| self.n_day_retention[..i].contains(n))
+        {
+            return Err(ConfigError::new(
+                format!("retention.n_days[{i}]"),
+                "duplicate n",
+            ));
+        }
         if self.n_day_retention.iter().any(|&n| n == 0 || n > 366) {
             return Err(ConfigError::new(
                 "retention.n_days",

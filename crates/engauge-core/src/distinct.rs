@@ -127,11 +127,9 @@ impl LastSeenCounts {
         self.running[r] += u64::from(self.rings[range.level].get(old_to));
     }
 
-    /// Range `r` (at `level`) loses the level panes `from..to` at its start.
-    pub fn shrink(&mut self, r: usize, level: usize, from: u32, to: u32) {
-        let ring = &self.rings[level];
-        let leaving: u64 = (from..to).map(|k| u64::from(ring.get(k))).sum();
-        self.running[r] = self.running[r].saturating_sub(leaving);
+    /// Range `to` takes the count of range `from` (they cover the same panes now).
+    pub fn copy_running(&mut self, from: usize, to: usize) {
+        self.running[to] = self.running[from];
     }
 
     /// Range `r` restarts empty (after a jump over a quiet stretch).

@@ -145,6 +145,26 @@ impl CalendarState {
         }
     }
 
+    /// A user's first activity moved from `old` (if any) to `new`: the closed days holding
+    /// them lose and gain a member of their n-day cohort.
+    fn move_first_seen(&mut self, old: Option<Millis>, new: Millis) {
+        if self.n_days.is_empty() {
+            return;
+        }
+        let Some(cur) = self.cur else { return };
+        let mut end = cur.start;
+        for entry in self.history.iter_mut().rev() {
+            let start = entry.0;
+            if old.is_some_and(|o| o >= start && o < end) {
+                entry.1 = entry.1.saturating_sub(1);
+            }
+            if new >= start && new < end {
+                entry.1 += 1;
+            }
+            end = start;
+        }
+    }
+
     /// Days back from the current instance to the one holding `t` (1 = the previous day), if
     /// it is in the history.
     fn days_back(&self, t: Millis) -> Option<u32> {
@@ -463,6 +483,19 @@ impl Engine {
         &self.config
     }
 
+    /// How far before the watermark a rebuild must start re-reading events so that every open
+    /// instance, its previous period (lifecycle KPIs) and n-day cohorts are complete again;
+    /// sessions, lateness and dedup add their own margins on top (the pipeline's concern).
+    pub fn rebuild_horizon(&self) -> Millis {
+        let n_days = self
+            .calendars
+            .iter()
+            .filter_map(|c| c.n_days.iter().max())
+            .max()
+            .map_or(0, |&n| i64::from(n) * CalendarPeriod::Day.max_length());
+        self.horizon.max(n_days) + self.lcm
+    }
+
     /// The watermark last passed to [`Engine::advance`].
     pub fn watermark(&self) -> Option<Millis> {
         self.watermark
@@ -608,7 +641,19 @@ impl Engine {
             if e.activity {
                 let state = &mut self.user_state[e.user as usize];
                 if state.first_seen == 0 || bp < state.first_seen - 1 {
+                    let old_first = (state.first_seen != 0).then(|| state.first_seen - 1);
                     state.first_seen = bp + 1;
+                    if !self.calendars.is_empty() {
+                        // A first activity sealed after its day closed (a late event another
+                        // window still accepted) joins that day's n-day cohort.
+                        let base = self.base;
+                        for cal in &mut self.calendars {
+                            cal.move_first_seen(
+                                old_first.map(|o| i64::from(o) * base),
+                                i64::from(bp) * base,
+                            );
+                        }
+                    }
                 }
                 let first = state.first_seen - 1;
                 let pos = match state.segs.iter().position(|s| s.seg == seg) {
@@ -1264,17 +1309,17 @@ impl Engine {
             .for_each(|r| *r = WindowSeg::default());
         cal.life.iter_mut().for_each(|l| *l = (0, 0));
         cal.n_day_returned.iter_mut().for_each(|n| *n = 0);
+        // The lifecycle range becomes [previous start, b): exactly the current range that just
+        // closed, so it takes over its counts (no ring reads: a 27-hour day is fine too).
         let (range, double) = (cal.range, cal.double);
         for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
+            if let Some(r) = double {
+                c.copy_running(range, r);
+            }
             c.reset(range);
         }
         self.ranges[range].len = 0;
         if let Some(r) = double {
-            let from = (cur.prev_start / g) as u32;
-            let to = (cur.start / g) as u32;
-            for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
-                c.shrink(r, self.ranges[r].level, from, to);
-            }
             self.ranges[r].len = ((b - cur.start) / g) as u32;
         }
     }

@@ -209,10 +209,16 @@ struct Counted {
 }
 
 impl Pipeline<'_> {
-    fn lookback(&self) -> Millis {
+    /// How far before the watermark the next owner must start re-reading: the engine's rebuild
+    /// horizon (longest window or calendar period, twice with lifecycle KPIs, n-day cohorts)
+    /// plus session, lateness and dedup margins.
+    fn lookback(&self, engine: &Engine) -> Millis {
         let e = &self.config.engine;
-        let longest = e.windows.iter().map(|w| w.length).max().unwrap_or(0);
-        longest + e.session_max + e.session_gap + e.allowed_lateness + e.dedup_horizon
+        engine.rebuild_horizon()
+            + e.session_max
+            + e.session_gap
+            + e.allowed_lateness
+            + e.dedup_horizon
     }
 
     fn rebalance(&mut self, source: &Source, rebalance: Rebalance) -> anyhow::Result<()> {
@@ -469,7 +475,9 @@ impl Pipeline<'_> {
     /// pipeline stops and a restart re-reads from the last commit (at least once).
     fn commit(&mut self, source: &Source, mode: CommitMode) -> anyhow::Result<()> {
         self.last_commit = Instant::now();
-        let lookback = self.lookback();
+        let Some(lookback) = self.assignment.as_ref().map(|a| self.lookback(&a.engine)) else {
+            return Ok(());
+        };
         let Some(assignment) = self.assignment.as_mut() else {
             return Ok(());
         };

@@ -499,3 +499,65 @@ fn calendar_days_in_berlin_across_dst() {
     // Nothing is lost to the 1-hour window running beside it.
     assert!(find(&snaps, "1h", d28 + 2 * HOUR, "1h|").is_some());
 }
+
+/// Antarctica/Casey had 27-hour days: the previous + current day of a lifecycle range can be
+/// longer than twice a 25-hour day. Churn must not drift (review finding, kept as a regression).
+#[test]
+fn calendar_churn_after_a_27_hour_day() {
+    use crate::{CalendarPeriod, CalendarSpec};
+    let mut cfg = config(vec![WindowSpec::calendar(
+        "day",
+        CalendarSpec::new(CalendarPeriod::Day, "Antarctica/Casey"),
+    )]);
+    cfg.segments.sets = vec![vec![]];
+    cfg.allowed_lateness = 5 * MINUTE;
+    let d0: Millis = 1_678_280_400_000; // start of a 27-hour day
+    let d2 = d0 + 51 * HOUR;
+    let mut events = vec![
+        ev(1, "w", d0 - 2 * HOUR),
+        ev(2, "a", d0 + 5 * MINUTE),
+        ev(3, "b", d0 + 201 * 15 * MINUTE + 5 * MINUTE),
+    ];
+    for k in 0..4 {
+        events.push(ev(10 + k, "c", d2 + k as i64 * DAY + HOUR));
+    }
+    let (snaps, _) = replay(cfg, &events);
+    let mut days: Vec<&Snapshot> = snaps
+        .iter()
+        .filter(|s| s.window == "day" && s.start >= d2)
+        .collect();
+    days.sort_by_key(|s| s.start);
+    let churned: Vec<u64> = days.iter().map(|s| s.kpis.churned_users).collect();
+    assert_eq!(churned, vec![1, 0, 0]);
+}
+
+/// A user's first activity sealed after its day closed (late, accepted because a 7-day window is
+/// still open) joins that day's cohort: n-day retention never exceeds 1 (review finding).
+#[test]
+fn n_day_cohort_counts_a_late_first_activity() {
+    use crate::{CalendarPeriod, CalendarSpec};
+    let mut cfg = config(vec![
+        WindowSpec::calendar("day", CalendarSpec::new(CalendarPeriod::Day, "UTC")),
+        WindowSpec::new("7d", 7 * DAY, HOUR),
+    ]);
+    cfg.lifecycle = false;
+    cfg.n_day_retention = vec![1];
+    cfg.allowed_lateness = 5 * MINUTE;
+    let mut engine = Engine::new(cfg).expect("valid");
+    let mut out = Vec::new();
+    let (d1, d2, d3) = (T0, T0 + DAY, T0 + 2 * DAY);
+    assert_eq!(
+        engine.ingest(&ev(1, "x", d1 + 10 * HOUR).event()),
+        Ingested::Accepted
+    );
+    engine.advance(d2 + HOUR, &mut out);
+    assert_eq!(
+        engine.ingest(&ev(2, "y", d1 + 12 * HOUR).event()),
+        Ingested::Late
+    );
+    engine.ingest(&ev(3, "x", d2 + 10 * HOUR).event());
+    engine.ingest(&ev(4, "y", d2 + 11 * HOUR).event());
+    engine.advance(d3 + HOUR, &mut out);
+    let day2 = find(&out, "day", d3, "day|").expect("day 2");
+    assert_eq!(day2.kpis.n_day_retention, vec![(1, Some(1.0))]);
+}
