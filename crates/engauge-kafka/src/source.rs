@@ -223,6 +223,17 @@ impl Source {
         shared.lag.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
+    /// (low, high) watermarks of a partition, asked from its leader (a blocking round trip:
+    /// for the liveness check, not for every tick).
+    pub fn watermarks(
+        &self,
+        topic: &str,
+        partition: i32,
+        timeout: Duration,
+    ) -> Result<(i64, i64), KafkaError> {
+        self.consumer.fetch_watermarks(topic, partition, timeout)
+    }
+
     /// When the client last reported that no broker answers.
     pub fn brokers_down_at(&self) -> Option<Instant> {
         self.consumer.context().shared().brokers_down_at

@@ -24,6 +24,7 @@ pub const TOO_LATE_REASON: &str = "too_late";
 #[derive(Debug)]
 pub struct PipelineMetrics {
     events_consumed: IntCounter,
+    consumer_stalls: IntCounter,
     events_decoded: IntCounter,
     events_rejected: IntCounterVec,
     events_late: IntCounter,
@@ -71,6 +72,10 @@ impl PipelineMetrics {
             events_consumed: IntCounter::new(
                 "engauge_events_consumed_total",
                 "Messages read from the input topics.",
+            )?,
+            consumer_stalls: IntCounter::new(
+                "engauge_consumer_stalls_total",
+                "Times consumption stopped making progress while messages waited (the consumer was recreated).",
             )?,
             events_decoded: IntCounter::new(
                 "engauge_events_decoded_total",
@@ -170,6 +175,7 @@ impl PipelineMetrics {
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(metrics.events_consumed.clone()),
             Box::new(metrics.events_decoded.clone()),
+            Box::new(metrics.consumer_stalls.clone()),
             Box::new(metrics.events_rejected.clone()),
             Box::new(metrics.events_late.clone()),
             Box::new(metrics.events_duplicate.clone()),
@@ -216,6 +222,10 @@ impl PipelineMetrics {
     }
 
     /// Adds `n` snapshots published to the snapshot topic.
+    pub fn add_consumer_stall(&self) {
+        self.consumer_stalls.inc();
+    }
+
     pub fn add_snapshots_published(&self, n: u64) {
         self.snapshots_published.inc_by(n);
     }

@@ -286,6 +286,7 @@ struct RawKafka {
     dead_letter_topic: String,
     commit_interval: Duration,
     max_pending_events: u64,
+    stall_timeout: Duration,
     consumer: BTreeMap<String, toml::Value>,
     producer: BTreeMap<String, toml::Value>,
 }
@@ -300,6 +301,7 @@ impl Default for RawKafka {
             dead_letter_topic: "engauge.dead-letter".into(),
             commit_interval: Duration(engauge_core::time::SECOND),
             max_pending_events: 2_000_000,
+            stall_timeout: Duration(60 * engauge_core::time::SECOND),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
         }
@@ -365,6 +367,9 @@ pub struct Config {
     pub commit_interval: Millis,
     /// Above this many events waiting for the watermark, partitions ahead of it are paused.
     pub max_pending_events: u64,
+    /// No message for this long while messages wait on unpaused partitions is a stall: the
+    /// consumer is recreated.
+    pub stall_timeout: Millis,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     pub http_listen: SocketAddr,
 }
@@ -471,6 +476,9 @@ impl Config {
         if k.commit_interval.0 <= 0 {
             bail!("kafka.commit_interval: must be positive");
         }
+        if k.stall_timeout.0 < engauge_core::time::SECOND {
+            bail!("kafka.stall_timeout: must be at least 1s");
+        }
         if raw.input.idle_timeout.0 <= 0 {
             bail!("input.idle_timeout: must be positive");
         }
@@ -513,6 +521,7 @@ impl Config {
             kafka,
             commit_interval: k.commit_interval.0,
             max_pending_events: k.max_pending_events,
+            stall_timeout: k.stall_timeout.0,
             http_listen,
         })
     }

@@ -7,3 +7,4 @@ pub mod pipeline;
 pub mod produce;
 pub mod replay;
 pub mod telemetry;
+pub mod watchdog;

@@ -23,6 +23,7 @@ use engauge_kafka::{
 
 use crate::config::Config;
 use crate::telemetry::Telemetry;
+use crate::watchdog::Watchdog;
 
 /// Wall clock in milliseconds.
 pub fn now_millis() -> Millis {
@@ -109,7 +110,7 @@ pub fn run(
     telemetry: &Telemetry,
 ) -> anyhow::Result<()> {
     let settings = &config.kafka;
-    let source = Source::new(settings).context("cannot create the Kafka consumer")?;
+    let mut source = Source::new(settings).context("cannot create the Kafka consumer")?;
     let mut outbox = Outbox::new(settings).context("cannot create the Kafka producer")?;
     let mut pipeline = Pipeline {
         config,
@@ -133,6 +134,11 @@ pub fn run(
         last_commit: Instant::now(),
         single_topic: settings.input_topics.len() == 1,
         counted: Counted::default(),
+        watchdog: Watchdog::new(
+            Duration::from_millis(config.stall_timeout as u64),
+            Instant::now(),
+        ),
+        progressed: false,
     };
     telemetry.set_not_ready("waiting for a partition assignment");
     let mut last_tick = Instant::now();
@@ -164,8 +170,17 @@ pub fn run(
         }
         let clock = Instant::now();
         if clock.duration_since(last_tick) >= Duration::from_millis(50) {
-            pipeline.tick(&source, now_millis());
+            let stalled = pipeline.tick(&source, now_millis());
             last_tick = clock;
+            if stalled {
+                // Hand over what is safe, leave the group and join again with a new consumer:
+                // the new assignment rebuilds from the committed offsets.
+                pipeline.commit(&source, CommitMode::Sync)?;
+                source.close();
+                pipeline.assignment = None;
+                source = Source::new(settings).context("cannot recreate the Kafka consumer")?;
+                pipeline.watchdog.reset(Instant::now());
+            }
         }
         if clock.duration_since(pipeline.last_commit)
             >= Duration::from_millis(config.commit_interval as u64)
@@ -174,7 +189,7 @@ pub fn run(
         }
     }
     // Graceful stop: publish what closed, wait for every delivery, commit, leave the group.
-    pipeline.tick(&source, now_millis());
+    let _ = pipeline.tick(&source, now_millis());
     pipeline.commit(&source, CommitMode::Sync)?;
     source.close();
     if !outbox.flush(Duration::from_secs(10)) {
@@ -200,6 +215,9 @@ struct Pipeline<'a> {
     /// Messages counted since the last tick, added to the metrics at each tick (an atomic
     /// add per message costs as much as a third of decoding one).
     counted: Counted,
+    watchdog: Watchdog,
+    /// A message or end of partition arrived since the last tick.
+    progressed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -284,6 +302,7 @@ impl Pipeline<'_> {
         let Some(assignment) = self.assignment.as_mut() else {
             return;
         };
+        self.progressed = true;
         let partition = message.partition();
         // With one input topic the partition alone identifies it (reading the topic name
         // costs a string check per message).
@@ -367,6 +386,7 @@ impl Pipeline<'_> {
     }
 
     fn eof(&mut self, partition: i32) {
+        self.progressed = true;
         // The notice names no topic: trust it only with one input topic.
         if !self.single_topic {
             return;
@@ -390,15 +410,40 @@ impl Pipeline<'_> {
 
     /// Advances the watermark, publishes closed instances, applies backpressure, updates
     /// telemetry.
-    fn tick(&mut self, source: &Source, now: Millis) {
+    /// Returns whether consumption is stalled (the caller recreates the consumer).
+    fn tick(&mut self, source: &Source, now: Millis) -> bool {
         self.decode.now = now;
         self.flush_counts();
         self.outbox.poll(Duration::ZERO);
         let lag = source.lag();
+        let progressed = std::mem::take(&mut self.progressed);
         let Some(assignment) = self.assignment.as_mut() else {
             self.telemetry.kafka_health(source.brokers_down_at());
-            return;
+            self.watchdog.reset(Instant::now());
+            return false;
         };
+        // Liveness: when nothing arrived for a while, ask the partition leaders whether
+        // messages wait beyond our position on a partition we are not pausing on purpose. (The
+        // lag in the client's statistics cannot tell: it only moves with successful fetches.)
+        // A broker outage is reported and recovered from by librdkafka, not a stall of ours.
+        let clock = Instant::now();
+        if progressed {
+            self.watchdog.progress(clock);
+        }
+        let mut stalled = None;
+        if self.watchdog.wants_probe(clock) {
+            let brokers_up = source
+                .brokers_down_at()
+                .is_none_or(|t| t.elapsed().as_secs() >= 10);
+            let waiting = brokers_up
+                && assignment.partitions.iter().any(|((topic, p), state)| {
+                    !state.paused
+                        && source
+                            .watermarks(topic, *p, Duration::from_millis(500))
+                            .is_ok_and(|(_, high)| high > state.next.max(0))
+                });
+            stalled = self.watchdog.probed(clock, waiting);
+        }
         if !self.single_topic {
             for (part, l) in &lag {
                 if let Some((_, state)) = assignment.partitions.iter().find(|(k, _)| k == part) {
@@ -468,6 +513,11 @@ impl Pipeline<'_> {
         }
         self.telemetry.engine(&stats, wm, &lag);
         self.telemetry.kafka_health(source.brokers_down_at());
+        if let Some(stuck) = stalled {
+            self.telemetry.consumer_stalled(stuck);
+            return true;
+        }
+        false
     }
 
     /// Waits until every record sent so far is confirmed, then commits each partition's point.

@@ -137,6 +137,17 @@ impl Telemetry {
         eprintln!("engauge: kafka: {error}");
     }
 
+    /// Consumption stalled for `stuck` while messages waited: counted, reported on `/readyz`.
+    pub fn consumer_stalled(&self, stuck: std::time::Duration) {
+        self.pipeline.add_consumer_stall();
+        let reason = format!(
+            "consumption stalled for {} s while messages wait; recreating the consumer",
+            stuck.as_secs()
+        );
+        eprintln!("engauge: {reason}");
+        self.health.set_not_ready(&reason);
+    }
+
     pub fn set_ready(&self) {
         self.health.set_ready();
     }

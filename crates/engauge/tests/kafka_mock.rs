@@ -215,6 +215,34 @@ fn broker_outage_shows_on_readiness_and_recovers() {
     running.stop();
 }
 
+/// Consumption that stops while messages wait (every Fetch fails, everything else works) is
+/// counted, shown on `/readyz`, and recovered from without a restart once fetching works again.
+#[test]
+fn stalled_consumption_is_reported_and_recovered() {
+    let cluster = Cluster::start(1);
+    let mut config = config(&cluster.bootstrap, "stall");
+    config.stall_timeout = 3_000;
+    let total = produce(&cluster.bootstrap, &history(2_000, 3, 5));
+    let running = Running::start(config);
+    running.wait_for("the first events", Duration::from_secs(60), |t| {
+        t.view().0 >= total && t.health.is_ready()
+    });
+    cluster.fetch_errors(true);
+    let more = produce(&cluster.bootstrap, &history(2_000, 3, 6));
+    running.wait_for("the stall to be reported", Duration::from_secs(60), |t| {
+        metric(t, "engauge_consumer_stalls_total") >= 1.0 && !t.health.is_ready()
+    });
+    assert!(
+        running.telemetry.view().0 < total + more,
+        "nothing was fetched"
+    );
+    cluster.fetch_errors(false);
+    running.wait_for("recovery", Duration::from_secs(90), |t| {
+        t.view().0 >= total + more && t.health.is_ready()
+    });
+    running.stop();
+}
+
 /// 10 000 distinct attribute values stay within the caps, and no user id reaches a label.
 #[test]
 fn metrics_stay_within_caps_and_carry_no_user_id() {

@@ -27,6 +27,8 @@ pub const DEAD_LETTERS: &str = "engauge.dead-letter";
 enum Command {
     BrokerDown,
     BrokerUp,
+    /// Every Fetch request fails (until cleared): consumption stops, other requests work.
+    FetchErrors(bool),
     Stop,
 }
 
@@ -51,6 +53,14 @@ impl Cluster {
                 match command {
                     Command::BrokerDown => cluster.broker_down(1).expect("broker down"),
                     Command::BrokerUp => cluster.broker_up(1).expect("broker up"),
+                    Command::FetchErrors(true) => cluster.request_errors(
+                        rdkafka::types::RDKafkaApiKey::Fetch,
+                        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION;
+                            10_000],
+                    ),
+                    Command::FetchErrors(false) => {
+                        cluster.clear_request_errors(rdkafka::types::RDKafkaApiKey::Fetch)
+                    }
                     Command::Stop => break,
                 }
                 let _ = done.send(());
@@ -77,6 +87,10 @@ impl Cluster {
 
     pub fn broker_up(&self) {
         self.send(Command::BrokerUp);
+    }
+
+    pub fn fetch_errors(&self, on: bool) {
+        self.send(Command::FetchErrors(on));
     }
 }
 
