@@ -1118,50 +1118,13 @@ impl Engine {
             let stickiness = w
                 .stickiness
                 .and_then(|r| kpi::ratio(counts.count(r) as f64, active as f64));
-            let distinct = |feature: u16| {
-                self.feature_keys
-                    .get(&(seg as u32, feature))
-                    .map_or(0, |&k| self.feature_counts[k as usize].count(wi))
-            };
-            let lifecycle = w.double.map(|r| {
-                let (retained, new) = life.get(seg).copied().unwrap_or((0, 0));
-                Lifecycle {
-                    churned: counts.count(r).saturating_sub(active),
-                    retained,
-                    new,
-                }
-            });
-            let people = People {
-                active,
-                paying: distinct(PAYING),
-                cancelled: distinct(CANCELLED),
-                lifecycle,
-            };
+            let people = self.people_of(seg, wi, w.double, life.get(seg).copied());
             let mut kpis = kpis_of(running, &people, stickiness);
             if clv_window {
                 kpis.clv_estimate =
                     kpi::clv(kpis.arpu, self.config.clv.gross_margin, kpis.churn_ratio);
             }
-            let mut features: Vec<(String, FeatureKpis)> = self.seg_features[seg]
-                .iter()
-                .filter(|&&k| !matches!(self.feature_of_key[k as usize], PAYING | CANCELLED))
-                .filter_map(|&k| {
-                    let users = self.feature_counts[k as usize].count(wi);
-                    (users > 0).then_some((k, users))
-                })
-                .map(|(k, users)| {
-                    (
-                        self.features
-                            .name(self.feature_of_key[k as usize])
-                            .to_owned(),
-                        FeatureKpis {
-                            users,
-                            adoption_ratio: kpi::ratio(users as f64, active as f64),
-                        },
-                    )
-                })
-                .collect();
-            features.sort_by(|a, b| a.0.cmp(&b.0));
+            let features = self.features_of(seg, wi, active);
             let info = self.segmenter.info(seg as u32);
             out.push(Snapshot {
                 window: w.name.clone(),
@@ -1174,6 +1137,65 @@ impl Engine {
                 utc_offsets: None,
             });
         }
+    }
+
+    /// The distinct-user counts of segment `seg` over tracked range `range`; with lifecycle
+    /// KPIs (`double`: the range over the previous and current period) also churned users and
+    /// the (retained, new) counts `life` kept for the instance.
+    fn people_of(
+        &self,
+        seg: usize,
+        range: usize,
+        double: Option<usize>,
+        life: Option<(u64, u64)>,
+    ) -> People {
+        let counts = &self.seg_counts[seg];
+        let active = counts.count(range);
+        let distinct = |feature: u16| {
+            self.feature_keys
+                .get(&(seg as u32, feature))
+                .map_or(0, |&k| self.feature_counts[k as usize].count(range))
+        };
+        let lifecycle = double.map(|r| {
+            let (retained, new) = life.unwrap_or((0, 0));
+            Lifecycle {
+                churned: counts.count(r).saturating_sub(active),
+                retained,
+                new,
+            }
+        });
+        People {
+            active,
+            paying: distinct(PAYING),
+            cancelled: distinct(CANCELLED),
+            lifecycle,
+        }
+    }
+
+    /// Per feature used in segment `seg` within tracked range `range`, its users and adoption
+    /// (the reserved paying/cancelled ids are KPIs of their own, not features), sorted by name.
+    fn features_of(&self, seg: usize, range: usize, active: u64) -> Vec<(String, FeatureKpis)> {
+        let mut features: Vec<(String, FeatureKpis)> = self.seg_features[seg]
+            .iter()
+            .filter(|&&k| !matches!(self.feature_of_key[k as usize], PAYING | CANCELLED))
+            .filter_map(|&k| {
+                let users = self.feature_counts[k as usize].count(range);
+                (users > 0).then_some((k, users))
+            })
+            .map(|(k, users)| {
+                (
+                    self.features
+                        .name(self.feature_of_key[k as usize])
+                        .to_owned(),
+                    FeatureKpis {
+                        users,
+                        adoption_ratio: kpi::ratio(users as f64, active as f64),
+                    },
+                )
+            })
+            .collect();
+        features.sort_by(|a, b| a.0.cmp(&b.0));
+        features
     }
 
     /// Quarter-hour boundary `b` of calendar window `ci`: the quarter hour before it joins the
@@ -1216,27 +1238,8 @@ impl Engine {
             if running.agg.events <= 0 {
                 continue;
             }
-            let counts = &self.seg_counts[seg];
-            let active = counts.count(cal.range);
-            let distinct = |feature: u16| {
-                self.feature_keys
-                    .get(&(seg as u32, feature))
-                    .map_or(0, |&k| self.feature_counts[k as usize].count(cal.range))
-            };
-            let lifecycle = cal.double.map(|r| {
-                let (retained, new) = cal.life.get(seg).copied().unwrap_or((0, 0));
-                Lifecycle {
-                    churned: counts.count(r).saturating_sub(active),
-                    retained,
-                    new,
-                }
-            });
-            let people = People {
-                active,
-                paying: distinct(PAYING),
-                cancelled: distinct(CANCELLED),
-                lifecycle,
-            };
+            let people = self.people_of(seg, cal.range, cal.double, cal.life.get(seg).copied());
+            let active = people.active;
             let mut kpis = kpis_of(running, &people, None);
             if seg == 0 {
                 kpis.n_day_retention = cal
@@ -1254,26 +1257,7 @@ impl Engine {
                     })
                     .collect();
             }
-            let mut features: Vec<(String, FeatureKpis)> = self.seg_features[seg]
-                .iter()
-                .filter(|&&k| !matches!(self.feature_of_key[k as usize], PAYING | CANCELLED))
-                .filter_map(|&k| {
-                    let users = self.feature_counts[k as usize].count(cal.range);
-                    (users > 0).then_some((k, users))
-                })
-                .map(|(k, users)| {
-                    (
-                        self.features
-                            .name(self.feature_of_key[k as usize])
-                            .to_owned(),
-                        FeatureKpis {
-                            users,
-                            adoption_ratio: kpi::ratio(users as f64, active as f64),
-                        },
-                    )
-                })
-                .collect();
-            features.sort_by(|a, b| a.0.cmp(&b.0));
+            let features = self.features_of(seg, cal.range, active);
             let info = self.segmenter.info(seg as u32);
             out.push(Snapshot {
                 window: cal.name.clone(),
