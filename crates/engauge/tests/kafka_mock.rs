@@ -192,6 +192,33 @@ fn restart_mid_stream_loses_nothing_and_publishes_nothing_twice() {
     assert_same(&published(&cluster.bootstrap, last_end), &expected);
 }
 
+/// Retriable errors on Produce (snapshots, dead letters) and on Fetch: librdkafka retries, the
+/// idempotent producer writes each snapshot once, and the published KPIs equal the replay.
+#[test]
+fn produce_and_fetch_errors_lose_nothing_and_duplicate_nothing() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = Cluster::start(2);
+    let config = config(&cluster.bootstrap, "faults");
+    let cfg = history(10_000, 10, 7);
+    let (expected, _, last_end) = reference(&config, &cfg);
+    let total = produce(&cluster.bootstrap, &cfg);
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        25,
+    );
+    cluster.request_errors(
+        RDKafkaApiKey::Fetch,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        25,
+    );
+    let running = Running::start(config);
+    running.wait_for("all events", Duration::from_secs(120), caught_up(total));
+    running.stop();
+    // `by_instance` fails on any instance published twice.
+    assert_same(&published(&cluster.bootstrap, last_end), &expected);
+}
+
 /// All brokers down: /readyz reports it; back up: consumption resumes by itself.
 #[test]
 fn broker_outage_shows_on_readiness_and_recovers() {

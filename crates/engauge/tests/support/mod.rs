@@ -18,6 +18,7 @@ use engauge_kafka::MockCluster;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 
 pub const INPUT: &str = "events";
@@ -27,8 +28,10 @@ pub const DEAD_LETTERS: &str = "engauge.dead-letter";
 enum Command {
     BrokerDown,
     BrokerUp,
-    /// Every Fetch request fails (until cleared): consumption stops, other requests work.
-    FetchErrors(bool),
+    /// The next `count` requests of `api` fail with `error`.
+    RequestErrors(RDKafkaApiKey, RDKafkaRespErr, usize),
+    /// Forget the pending errors of `api`.
+    ClearErrors(RDKafkaApiKey),
     Stop,
 }
 
@@ -53,14 +56,10 @@ impl Cluster {
                 match command {
                     Command::BrokerDown => cluster.broker_down(1).expect("broker down"),
                     Command::BrokerUp => cluster.broker_up(1).expect("broker up"),
-                    Command::FetchErrors(true) => cluster.request_errors(
-                        rdkafka::types::RDKafkaApiKey::Fetch,
-                        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION;
-                            10_000],
-                    ),
-                    Command::FetchErrors(false) => {
-                        cluster.clear_request_errors(rdkafka::types::RDKafkaApiKey::Fetch)
+                    Command::RequestErrors(api, error, count) => {
+                        cluster.request_errors(api, &vec![error; count])
                     }
+                    Command::ClearErrors(api) => cluster.clear_request_errors(api),
                     Command::Stop => break,
                 }
                 let _ = done.send(());
@@ -89,8 +88,22 @@ impl Cluster {
         self.send(Command::BrokerUp);
     }
 
+    /// Every Fetch request fails (until cleared): consumption stops, other requests work.
     pub fn fetch_errors(&self, on: bool) {
-        self.send(Command::FetchErrors(on));
+        if on {
+            self.request_errors(
+                RDKafkaApiKey::Fetch,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                10_000,
+            );
+        } else {
+            self.send(Command::ClearErrors(RDKafkaApiKey::Fetch));
+        }
+    }
+
+    /// The next `count` requests of `api`, from any client, fail with `error`.
+    pub fn request_errors(&self, api: RDKafkaApiKey, error: RDKafkaRespErr, count: usize) {
+        self.send(Command::RequestErrors(api, error, count));
     }
 }
 
