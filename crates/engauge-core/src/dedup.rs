@@ -55,16 +55,18 @@ impl Dedup {
     }
 
     /// Records an id; `at` is the later of its event time and the watermark, so late events are
-    /// remembered for a full horizon too.
-    pub fn insert(&mut self, hash: u64, at: Millis) {
-        if self.seen.insert(hash) {
-            let bucket = at.div_euclid(BUCKET);
-            // Most ids land in the newest bucket: skip the tree walk for it.
-            match self.buckets.last_entry() {
-                Some(mut last) if *last.key() == bucket => last.get_mut().push(hash),
-                _ => self.buckets.entry(bucket).or_default().push(hash),
-            }
+    /// remembered for a full horizon too. Returns `false` when the id was already known.
+    pub fn insert(&mut self, hash: u64, at: Millis) -> bool {
+        if !self.seen.insert(hash) {
+            return false;
         }
+        let bucket = at.div_euclid(BUCKET);
+        // Most ids land in the newest bucket: skip the tree walk for it.
+        match self.buckets.last_entry() {
+            Some(mut last) if *last.key() == bucket => last.get_mut().push(hash),
+            _ => self.buckets.entry(bucket).or_default().push(hash),
+        }
+        true
     }
 
     /// Forgets ids whose bucket ended more than `horizon` before `watermark`.

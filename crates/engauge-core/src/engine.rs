@@ -530,17 +530,24 @@ impl Engine {
     /// Adds one validated event. Never panics on any event the codec accepts.
     pub fn ingest(&mut self, event: &Event<'_>) -> Ingested {
         let id_hash = self.dedup.hash(&event.id);
-        if self.dedup.contains(id_hash) {
-            self.stats.duplicates += 1;
-            return Ingested::Duplicate;
-        }
         let ts = event.ts;
+        // A duplicate is a duplicate even when it is too late; otherwise one probe of the id set
+        // both checks and records the id.
         if self.is_too_late(ts) {
+            if self.dedup.contains(id_hash) {
+                self.stats.duplicates += 1;
+                return Ingested::Duplicate;
+            }
             self.stats.too_late += 1;
             return Ingested::TooLate;
         }
-        self.dedup
-            .insert(id_hash, self.watermark.map_or(ts, |w| w.max(ts)));
+        if !self
+            .dedup
+            .insert(id_hash, self.watermark.map_or(ts, |w| w.max(ts)))
+        {
+            self.stats.duplicates += 1;
+            return Ingested::Duplicate;
+        }
         let late = self.watermark.is_some_and(|w| ts < w);
 
         let (user, new_user) = self.users.intern(&event.user_id);
