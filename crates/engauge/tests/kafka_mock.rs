@@ -192,6 +192,34 @@ fn restart_mid_stream_loses_nothing_and_publishes_nothing_twice() {
     assert_same(&published(&cluster.bootstrap, last_end), &expected);
 }
 
+/// Every broker down for a full minute (longer than librdkafka's reconnect backoff and many
+/// commit intervals), then back: events produced afterwards are consumed without a restart.
+#[test]
+fn a_minute_without_brokers_then_consumption_resumes() {
+    let cluster = Cluster::start(2);
+    let config = config(&cluster.bootstrap, "minute");
+    let total = produce(&cluster.bootstrap, &history(3_000, 3, 8));
+    let running = Running::start(config);
+    running.wait_for("the first events", Duration::from_secs(60), |t| {
+        t.view().0 >= total && t.health.is_ready()
+    });
+    cluster.broker_down();
+    running.wait_for("readiness to drop", Duration::from_secs(60), |t| {
+        !t.health.is_ready()
+    });
+    std::thread::sleep(Duration::from_secs(60));
+    assert!(
+        !running.telemetry.health.is_ready(),
+        "still down after a minute"
+    );
+    cluster.broker_up();
+    let more = produce(&cluster.bootstrap, &history(3_000, 3, 9));
+    running.wait_for("recovery", Duration::from_secs(120), |t| {
+        t.view().0 >= total + more && t.health.is_ready()
+    });
+    running.stop();
+}
+
 /// Retriable errors on Produce (snapshots, dead letters) and on Fetch: librdkafka retries, the
 /// idempotent producer writes each snapshot once, and the published KPIs equal the replay.
 #[test]
