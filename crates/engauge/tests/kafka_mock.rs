@@ -192,34 +192,6 @@ fn restart_mid_stream_loses_nothing_and_publishes_nothing_twice() {
     assert_same(&published(&cluster.bootstrap, last_end), &expected);
 }
 
-/// Every broker down for a full minute (longer than librdkafka's reconnect backoff and many
-/// commit intervals), then back: events produced afterwards are consumed without a restart.
-#[test]
-fn a_minute_without_brokers_then_consumption_resumes() {
-    let cluster = Cluster::start(2);
-    let config = config(&cluster.bootstrap, "minute");
-    let total = produce(&cluster.bootstrap, &history(3_000, 3, 8));
-    let running = Running::start(config);
-    running.wait_for("the first events", Duration::from_secs(60), |t| {
-        t.view().0 >= total && t.health.is_ready()
-    });
-    cluster.broker_down();
-    running.wait_for("readiness to drop", Duration::from_secs(60), |t| {
-        !t.health.is_ready()
-    });
-    std::thread::sleep(Duration::from_secs(60));
-    assert!(
-        !running.telemetry.health.is_ready(),
-        "still down after a minute"
-    );
-    cluster.broker_up();
-    let more = produce(&cluster.bootstrap, &history(3_000, 3, 9));
-    running.wait_for("recovery", Duration::from_secs(120), |t| {
-        t.view().0 >= total + more && t.health.is_ready()
-    });
-    running.stop();
-}
-
 /// Retriable errors on Produce (snapshots, dead letters) and on Fetch: librdkafka retries, the
 /// idempotent producer writes each snapshot once, and the published KPIs equal the replay.
 #[test]
@@ -247,13 +219,12 @@ fn produce_and_fetch_errors_lose_nothing_and_duplicate_nothing() {
     assert_same(&published(&cluster.bootstrap, last_end), &expected);
 }
 
-/// All brokers down: /readyz reports it; back up: consumption resumes by itself.
-#[test]
-fn broker_outage_shows_on_readiness_and_recovers() {
+/// All brokers down (for `down_for` after readiness dropped): `/readyz` reports it; back up:
+/// events produced afterwards are consumed without a restart.
+fn outage_then_recovery(group: &str, down_for: Duration, seed: u64) {
     let cluster = Cluster::start(2);
-    let config = config(&cluster.bootstrap, "outage");
-    let first = history(2_000, 3, 3);
-    let total = produce(&cluster.bootstrap, &first);
+    let config = config(&cluster.bootstrap, group);
+    let total = produce(&cluster.bootstrap, &history(2_000, 3, seed));
     let running = Running::start(config);
     running.wait_for("the first events", Duration::from_secs(60), |t| {
         t.view().0 >= total && t.health.is_ready()
@@ -262,12 +233,27 @@ fn broker_outage_shows_on_readiness_and_recovers() {
     running.wait_for("readiness to drop", Duration::from_secs(60), |t| {
         !t.health.is_ready()
     });
+    std::thread::sleep(down_for);
+    assert!(!running.telemetry.health.is_ready(), "still down");
     cluster.broker_up();
-    let more = produce(&cluster.bootstrap, &history(2_000, 3, 4));
-    running.wait_for("recovery", Duration::from_secs(90), |t| {
+    let more = produce(&cluster.bootstrap, &history(2_000, 3, seed + 1));
+    running.wait_for("recovery", Duration::from_secs(120), |t| {
         t.view().0 >= total + more && t.health.is_ready()
     });
     running.stop();
+}
+
+/// A short outage.
+#[test]
+fn broker_outage_shows_on_readiness_and_recovers() {
+    outage_then_recovery("outage", Duration::ZERO, 3);
+}
+
+/// A full minute without brokers (longer than librdkafka's reconnect backoff and many commit
+/// intervals).
+#[test]
+fn a_minute_without_brokers_then_consumption_resumes() {
+    outage_then_recovery("minute", Duration::from_secs(60), 8);
 }
 
 /// Consumption that stops while messages wait (every Fetch fails, everything else works) is
