@@ -96,10 +96,6 @@ impl Calendar {
         })
     }
 
-    pub fn period(&self) -> CalendarPeriod {
-        self.period
-    }
-
     fn zoned(&self, t: Millis) -> Option<Zoned> {
         Some(
             Timestamp::from_millisecond(t)
