@@ -224,6 +224,8 @@ fn encode_one_snapshot(bencher: Bencher) {
             .collect(),
         watermark: NOW + 3_000,
         utc_offsets: None,
+        approximate: false,
+        active_users_sketch: None,
     };
     let mut out = Vec::with_capacity(2048);
     bencher.bench_local(|| {

@@ -41,6 +41,9 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
         }
         segment.close();
     }
+    if snap.approximate {
+        top.str("distinct", "sketch");
+    }
 
     let stickiness = finite(k.stickiness_ratio);
     let sessions_per_user = finite(k.sessions_per_user);
@@ -92,12 +95,14 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
         kpis.opt_float("csat_ratio", csat_ratio);
         kpis.opt_float("csat_margin", csat_margin);
         kpis.opt_float("ces_score", ces_score);
-        kpis.uint("retained_users", k.retained_users);
-        kpis.uint("returning_users", k.retained_users);
-        kpis.uint("churned_users", k.churned_users);
-        kpis.uint("dormant_users", k.churned_users);
-        kpis.uint("new_users", k.new_users);
-        kpis.uint("resurrected_users", k.resurrected_users);
+        if !k.lifecycle_skipped {
+            kpis.uint("retained_users", k.retained_users);
+            kpis.uint("returning_users", k.retained_users);
+            kpis.uint("churned_users", k.churned_users);
+            kpis.uint("dormant_users", k.churned_users);
+            kpis.uint("new_users", k.new_users);
+            kpis.uint("resurrected_users", k.resurrected_users);
+        }
         kpis.opt_float("retention_ratio", retention_ratio);
         kpis.opt_float("churn_ratio", churn_ratio);
         kpis.opt_float("revenue", finite(Some(k.revenue)));
@@ -138,6 +143,15 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
             feature.close();
         }
         features.close();
+    }
+    if let Some(image) = &snap.active_users_sketch {
+        use base64::Engine as _;
+        let mut sketches = top.object("sketches");
+        sketches.str(
+            "active_users",
+            &base64::engine::general_purpose::STANDARD.encode(image),
+        );
+        sketches.close();
     }
     {
         // The sample size behind each derived KPI that is present, in `kpis` order.
@@ -375,6 +389,8 @@ mod tests {
             )],
             watermark: END + 3_000,
             utc_offsets: None,
+            approximate: false,
+            active_users_sketch: None,
         }
     }
 
@@ -429,6 +445,8 @@ mod tests {
             )],
             watermark: END,
             utc_offsets: None,
+            approximate: false,
+            active_users_sketch: None,
         };
         let expected = concat!(
             r#"{"schema":"engauge.snapshot.v1","window":"1h","#,
@@ -494,7 +512,7 @@ mod tests {
         );
         let back = crate::SnapshotRecord::from_json(text.as_bytes()).expect("reads back");
         assert_eq!(back.to_snapshot().kpis, snap.kpis);
-        assert_eq!(back.kpis.returning_users, 4);
+        assert_eq!(back.kpis.returning_users, Some(4));
         assert_eq!(back.kpis.dormant_users, 1);
     }
 

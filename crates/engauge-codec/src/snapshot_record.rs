@@ -28,9 +28,15 @@ pub struct SnapshotRecord {
     pub utc_offsets: Option<(i32, i32)>,
     #[serde(deserialize_with = "ordered")]
     pub segment: Vec<(String, String)>,
+    /// `"sketch"` when distinct-user counts are sketch estimates; absent when exact.
+    #[serde(default)]
+    pub distinct: Option<String>,
     pub kpis: KpisRecord,
     #[serde(deserialize_with = "ordered")]
     pub features: Vec<(String, FeatureRecord)>,
+    /// Base64 sketch images (`snapshot.include_sketches`).
+    #[serde(default)]
+    pub sketches: Option<SketchesRecord>,
     #[serde(deserialize_with = "ordered")]
     pub samples: Vec<(String, u64)>,
     #[serde(deserialize_with = "timestamp")]
@@ -65,8 +71,9 @@ pub struct KpisRecord {
     // Lifecycle, revenue and support: absent in snapshots of engauge versions before them.
     #[serde(default)]
     pub retained_users: u64,
+    /// Absent (with the other lifecycle counts) when the instance has no lifecycle KPIs.
     #[serde(default)]
-    pub returning_users: u64,
+    pub returning_users: Option<u64>,
     #[serde(default)]
     pub churned_users: u64,
     #[serde(default)]
@@ -108,6 +115,12 @@ pub struct KpisRecord {
     /// `n` → ratio, for the `n` whose ratio is present.
     #[serde(default, deserialize_with = "ordered")]
     pub n_day_retention_ratio: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct SketchesRecord {
+    /// DataSketches HLL image of the active users, base64 (standard alphabet, padded).
+    pub active_users: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -206,6 +219,7 @@ impl SnapshotRecord {
                     .iter()
                     .filter_map(|(n, r)| Some((n.parse().ok()?, Some(*r))))
                     .collect(),
+                lifecycle_skipped: k.returning_users.is_none(),
             },
             features: self
                 .features
@@ -222,6 +236,13 @@ impl SnapshotRecord {
                 .collect(),
             watermark: self.watermark,
             utc_offsets: self.utc_offsets,
+            approximate: self.distinct.as_deref() == Some("sketch"),
+            active_users_sketch: self.sketches.as_ref().and_then(|s| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(&s.active_users)
+                    .ok()
+            }),
         }
     }
 
@@ -350,6 +371,8 @@ mod tests {
             ],
             watermark: END + 1,
             utc_offsets: None,
+            approximate: false,
+            active_users_sketch: None,
         }
     }
 

@@ -92,6 +92,8 @@ fn snapshot(finite_only: bool) -> impl Strategy<Value = Snapshot> {
                     .collect(),
                 watermark: end + Millis::from(lag),
                 utc_offsets: None,
+                approximate: false,
+                active_users_sketch: None,
             },
         )
 }

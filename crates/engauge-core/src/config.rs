@@ -14,6 +14,37 @@ pub struct WindowSpec {
     pub length: Millis,
     pub slide: Millis,
     pub calendar: Option<CalendarSpec>,
+    /// How this window counts distinct users; `None` follows [`EngineConfig::distinct`].
+    pub distinct: Option<DistinctMode>,
+}
+
+/// How distinct users (active users, feature users, lifecycle) are counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DistinctMode {
+    /// Exactly, with per-user state (memory grows with the users seen in the longest lookback).
+    #[default]
+    Exact,
+    /// With mergeable sketches per (pane, segment): memory bounded whatever the number of users,
+    /// estimates within a documented error (see `docs/semantics.md`, sketch mode).
+    Sketch,
+}
+
+/// Sketch-mode settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SketchConfig {
+    /// `k = 2^lg_k` of every sketch (HLL registers, Theta nominal entries).
+    pub lg_k: u8,
+    /// Snapshots of sketch windows carry the HLL image of their active users.
+    pub include_in_snapshots: bool,
+}
+
+impl Default for SketchConfig {
+    fn default() -> Self {
+        SketchConfig {
+            lg_k: crate::sketch::DEFAULT_LG_K,
+            include_in_snapshots: false,
+        }
+    }
 }
 
 impl WindowSpec {
@@ -23,6 +54,7 @@ impl WindowSpec {
             length,
             slide,
             calendar: None,
+            distinct: None,
         }
     }
 
@@ -33,6 +65,7 @@ impl WindowSpec {
             length: 0,
             slide: 0,
             calendar: Some(spec),
+            distinct: None,
         }
     }
 
@@ -148,6 +181,9 @@ pub struct EngineConfig {
     pub clv: ClvConfig,
     /// `n` of `n_day_retention_ratio` on calendar `day` windows (default 1, 7, 30).
     pub n_day_retention: Vec<u32>,
+    /// Default distinct-count mode of windows that do not set their own.
+    pub distinct: DistinctMode,
+    pub sketch: SketchConfig,
 }
 
 /// The customer-lifetime-value estimate: `arpu × gross_margin / churn_ratio` on the window
@@ -182,6 +218,8 @@ impl Default for EngineConfig {
             lifecycle: true,
             clv: ClvConfig::default(),
             n_day_retention: vec![1, 7, 30],
+            distinct: DistinctMode::Exact,
+            sketch: SketchConfig::default(),
         }
     }
 }
@@ -301,6 +339,16 @@ impl EngineConfig {
         }
         if self.clv.period <= 0 {
             return Err(ConfigError::new("clv.period", "must be positive"));
+        }
+        if !(crate::sketch::MIN_LG_K..=crate::sketch::MAX_LG_K).contains(&self.sketch.lg_k) {
+            return Err(ConfigError::new(
+                "sketch.lg_k",
+                format!(
+                    "must be within {}..={}",
+                    crate::sketch::MIN_LG_K,
+                    crate::sketch::MAX_LG_K
+                ),
+            ));
         }
         let seg = &self.segments;
         for (i, set) in seg.sets.iter().enumerate() {

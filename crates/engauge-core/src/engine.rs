@@ -17,11 +17,15 @@ use crate::kpi::{self, DurationStats, Kpis, SurveyCounts};
 use crate::pane::{Contribution, Mark, PaneRing, WindowSeg};
 use crate::segment::{CappedValues, Segmenter};
 use crate::session::{self, OpenSession, SessionKey, SessionStep, Timer, Timers};
+use crate::sketch::{DistinctSketch, UserHash};
+use crate::sketched::{
+    ACTIVE, CalendarSketch, HllRing, Keys, SketchLifecycle, SlidingUnion, ThetaBlocks,
+};
 use crate::time::DAY;
 use crate::users::{Interner, SegUser, UserState};
 use crate::{
-    ConfigError, EngineConfig, Event, EventKind, FeatureKpis, Millis, Snapshot, Survey, WindowSpec,
-    dedup::Dedup,
+    ConfigError, DistinctMode, EngineConfig, Event, EventKind, FeatureKpis, Millis, Snapshot,
+    Survey, WindowSpec, dedup::Dedup,
 };
 
 /// What happened to an ingested event.
@@ -76,6 +80,8 @@ struct Pending {
     mark: Mark,
     /// Hash of `session_id`, 0 when absent.
     sid: u64,
+    /// The user id hashed for sketches (sketch windows only).
+    uh: Option<UserHash>,
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +107,8 @@ struct WindowState {
     double: Option<usize>,
     /// Per segment: retained and new users of future instances (lifecycle KPIs on).
     life: Vec<LifeSeg>,
+    /// Distinct users from sketches (`distinct = "sketch"`).
+    sketch: bool,
 }
 
 /// A calendar window: tumbling instances over local days, weeks or months.
@@ -125,6 +133,8 @@ struct CalendarState {
     n_day_returned: Vec<u64>,
     /// Closed instances, newest last: (start, new users of the all-users segment).
     history: std::collections::VecDeque<(Millis, u64)>,
+    /// Distinct users from sketches (`distinct = "sketch"`).
+    sketch: bool,
 }
 
 /// The current instance of a calendar window and the start of the one before.
@@ -235,6 +245,141 @@ struct LifeSeg {
     new: FutureCounts,
 }
 
+/// The sketch side of sketch windows (see [`crate::sketched`]).
+#[derive(Debug)]
+struct Sketches {
+    /// Snapshots carry the HLL image of their active users.
+    images: bool,
+    keys: Keys,
+    /// Per level: pane HLLs, when a sketch window uses the level.
+    rings: Vec<Option<HllRing>>,
+    /// Per sliding window: its unions, when it is a sketch window.
+    windows: Vec<Option<SketchWindow>>,
+    /// Per lifecycle grain: Theta blocks (lifecycle KPIs on).
+    blocks: Vec<ThetaBlocks>,
+    /// Per calendar window: its sketches, when it is a sketch window.
+    calendars: Vec<Option<CalendarSketch>>,
+}
+
+#[derive(Debug)]
+struct SketchWindow {
+    level: usize,
+    main: SlidingUnion,
+    /// The one-day range of stickiness, on 30-day windows.
+    stick: Option<SlidingUnion>,
+    /// Index into `blocks` of the window's lifecycle grain.
+    blocks: Option<usize>,
+}
+
+impl Sketches {
+    fn new(
+        config: &EngineConfig,
+        levels: &[PaneRing],
+        windows: &[WindowState],
+        calendars: &[CalendarState],
+    ) -> Self {
+        let lg_k = config.sketch.lg_k;
+        let mut panes = vec![0i64; levels.len()];
+        for w in windows.iter().filter(|w| w.sketch) {
+            panes[w.level] = panes[w.level].max(w.length / w.slide + 2);
+        }
+        let rings = levels
+            .iter()
+            .zip(&panes)
+            .map(|(ring, &n)| (n > 0).then(|| HllRing::new(ring.granularity, n as usize, lg_k)))
+            .collect();
+        // Lifecycle grain: instances ending on it get lifecycle KPIs.
+        let grain = |w: &WindowState| {
+            if DAY % w.slide == 0 {
+                gcd(w.length, DAY)
+            } else {
+                w.length
+            }
+        };
+        let mut grains: Vec<(Millis, Millis)> = Vec::new();
+        if config.lifecycle {
+            for w in windows.iter().filter(|w| w.sketch) {
+                let g = grain(w);
+                match grains.iter_mut().find(|(gg, _)| *gg == g) {
+                    Some((_, longest)) => *longest = (*longest).max(w.length),
+                    None => grains.push((g, w.length)),
+                }
+            }
+        }
+        let sketch_windows = windows
+            .iter()
+            .map(|w| {
+                w.sketch.then(|| SketchWindow {
+                    level: w.level,
+                    main: SlidingUnion::new(w.length / w.slide, lg_k, false),
+                    stick: w
+                        .stickiness
+                        .map(|_| SlidingUnion::new(DAY / w.slide, lg_k, true)),
+                    blocks: grains.iter().position(|&(g, _)| g == grain(w)),
+                })
+            })
+            .collect();
+        Sketches {
+            images: config.sketch.include_in_snapshots,
+            keys: Keys::default(),
+            rings,
+            windows: sketch_windows,
+            blocks: grains
+                .iter()
+                .map(|&(g, longest)| ThetaBlocks::new(g, longest, lg_k))
+                .collect(),
+            calendars: calendars
+                .iter()
+                .map(|c| {
+                    c.sketch.then(|| {
+                        CalendarSketch::new(
+                            lg_k,
+                            c.n_days.iter().copied().max().unwrap_or(0) as usize,
+                        )
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Counts a sealed event of segment `seg` (`late`: windows may have summed its pane).
+    fn apply(&mut self, calendars: &[CalendarState], seg: u32, e: &Pending, late: bool) {
+        let Some(uh) = &e.uh else { return };
+        let active = e.activity.then_some(ACTIVE);
+        let feature = (e.feature != NO_FEATURE).then_some(e.feature);
+        for feature in active.into_iter().chain(feature) {
+            let key = self.keys.id(seg, feature);
+            for (level, ring) in self.rings.iter_mut().enumerate() {
+                let Some(ring) = ring else { continue };
+                let pane = ring.update(e.ts, key, uh);
+                if late {
+                    for w in self.windows.iter_mut().flatten() {
+                        if w.level == level {
+                            w.main.late(pane, key, uh, &self.keys);
+                            if let Some(stick) = &mut w.stick {
+                                stick.late(pane, key, uh, &self.keys);
+                            }
+                        }
+                    }
+                }
+            }
+            for (cal, cs) in calendars.iter().zip(&mut self.calendars) {
+                if let (Some(cs), Some(cur)) = (cs, cal.cur)
+                    && e.ts >= cur.start
+                    && e.ts < cur.end
+                {
+                    cs.update(key, seg, feature == ACTIVE, uh);
+                }
+            }
+        }
+        if e.activity {
+            for blocks in &mut self.blocks {
+                blocks.update(e.ts, seg, uh);
+            }
+        }
+    }
+}
+
 /// The engine. See ARCHITECTURE.md for how panes, last-seen counts and sessions fit together.
 #[derive(Debug)]
 pub struct Engine {
@@ -283,6 +428,9 @@ pub struct Engine {
     stats: EngineStats,
     session_hasher: foldhash::quality::FixedState,
     scratch_segs: Vec<u32>,
+    /// Whether any window counts exactly (and so per-user state is kept).
+    per_user: bool,
+    sketches: Option<Box<Sketches>>,
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -388,6 +536,7 @@ impl Engine {
                     ranges.len() - 1
                 }),
                 life: Vec::new(),
+                sketch: w.distinct.unwrap_or(config.distinct) == DistinctMode::Sketch,
             })
             .collect();
         let cal_level = slides
@@ -431,6 +580,7 @@ impl Engine {
                 life: Vec::new(),
                 n_day_returned: Vec::new(),
                 history: std::collections::VecDeque::new(),
+                sketch: w.distinct.unwrap_or(config.distinct) == DistinctMode::Sketch,
             });
         }
         for (i, r) in ranges.iter().enumerate() {
@@ -439,7 +589,13 @@ impl Engine {
         let max_length = sized.iter().map(|&(_, length)| length).max().unwrap_or(0);
         let horizon = periods * max_length;
         let roll_up = slides.iter().all(|g| g % slides[0] == 0);
+        let per_user = windows.iter().any(|w| !w.sketch) || calendars.iter().any(|c| !c.sketch);
+        let any_sketch = windows.iter().any(|w| w.sketch) || calendars.iter().any(|c| c.sketch);
+        let sketches =
+            any_sketch.then(|| Box::new(Sketches::new(&config, &levels, &windows, &calendars)));
         Ok(Engine {
+            per_user,
+            sketches,
             roll_up,
             rolled_until: i64::MIN,
             base,
@@ -550,10 +706,21 @@ impl Engine {
         }
         let late = self.watermark.is_some_and(|w| ts < w);
 
-        let (user, new_user) = self.users.intern(&event.user_id);
-        if new_user {
-            self.user_state.push(UserState::default());
-        }
+        let user = if self.per_user {
+            let (user, new_user) = self.users.intern(&event.user_id);
+            if new_user {
+                self.user_state.push(UserState::default());
+            }
+            user
+        } else {
+            0
+        };
+        let uh = self.sketches.is_some().then(|| {
+            UserHash::of(
+                &event.user_id,
+                self.session_hasher.hash_one(event.user_id.as_bytes()),
+            )
+        });
         let feature = match &event.kind {
             EventKind::FeatureUsed { feature } => self.features.id(feature),
             EventKind::Purchase { .. } => PAYING,
@@ -576,6 +743,7 @@ impl Engine {
                 Some(sid) => self.session_hasher.hash_one(sid.as_ref()).max(1),
                 None => 0,
             },
+            uh,
         };
         self.stats.accepted += 1;
         if late {
@@ -632,128 +800,20 @@ impl Engine {
         }
     }
 
-    /// Applies a sealed event to panes, last-seen counts and (unless late) sessions.
+    /// Applies a sealed event to panes, last-seen counts, sketches and (unless late) sessions.
     fn apply(&mut self, e: &Pending, segs: &[u32], late: bool) {
         let bp = base_pane(e.ts, self.base);
         let mut closed: smallvec::SmallVec<[(u32, OpenSession); 2]> = smallvec::SmallVec::new();
         for &seg in segs {
             self.contribute(seg, e.ts, Contribution::Event(e.mark), late);
-            let seg_idx = seg as usize;
-            if self.seg_counts.len() <= seg_idx {
-                self.seg_counts.resize_with(seg_idx + 1, || {
-                    LastSeenCounts::new(&self.shape, &self.ranges)
-                });
-                self.seg_features.resize_with(seg_idx + 1, Vec::new);
+            if self.per_user {
+                self.track_user(e, seg, bp);
             }
-            if e.activity {
-                let state = &mut self.user_state[e.user as usize];
-                if state.first_seen == 0 || bp < state.first_seen - 1 {
-                    let old_first = (state.first_seen != 0).then(|| state.first_seen - 1);
-                    state.first_seen = bp + 1;
-                    if !self.calendars.is_empty() {
-                        // A first activity sealed after its day closed (a late event another
-                        // window still accepted) joins that day's n-day cohort.
-                        let base = self.base;
-                        for cal in &mut self.calendars {
-                            cal.move_first_seen(
-                                old_first.map(|o| i64::from(o) * base),
-                                i64::from(bp) * base,
-                            );
-                        }
-                    }
-                }
-                let first = state.first_seen - 1;
-                let pos = match state.segs.iter().position(|s| s.seg == seg) {
-                    Some(p) => p,
-                    None => {
-                        state.segs.push(SegUser {
-                            seg,
-                            last_pane: NO_PANE,
-                            sess_start: NO_SESSION,
-                            sess_last: NO_SESSION,
-                        });
-                        state.segs.len() - 1
-                    }
-                };
-                let su = &mut state.segs[pos];
-                if su.last_pane == NO_PANE || bp > su.last_pane {
-                    let old = (su.last_pane != NO_PANE).then_some(su.last_pane);
-                    self.seg_counts[seg_idx].moved(&self.shape, &self.ranges, old, bp);
-                    su.last_pane = bp;
-                    if self.config.lifecycle {
-                        lifecycle_moved(&mut self.windows, self.base, seg_idx, old, bp, first);
-                    }
-                    if !self.calendars.is_empty() {
-                        calendar_moved(
-                            &mut self.calendars,
-                            self.base,
-                            seg_idx,
-                            old,
-                            bp,
-                            first,
-                            self.config.lifecycle,
-                        );
-                    }
-                }
-                if !late {
-                    let gap = self.config.session_gap;
-                    let max = self.config.session_max;
-                    if e.sid == 0 {
-                        let mut open = (su.sess_start != NO_SESSION).then_some(OpenSession {
-                            start: su.sess_start,
-                            last: su.sess_last,
-                        });
-                        let step = session::step(&mut open, e.ts, gap, max);
-                        let now = open.expect("step leaves a session open");
-                        su.sess_start = now.start;
-                        su.sess_last = now.last;
-                        if let SessionStep::Started { closed: prev } = step {
-                            self.on_session_started(e.user, seg, 0, e.ts, prev, &mut closed);
-                        }
-                    } else {
-                        let key = SessionKey {
-                            user: e.user,
-                            seg,
-                            sid: e.sid,
-                        };
-                        let entry = self.explicit_sessions.entry(key);
-                        let mut open = match &entry {
-                            hashbrown::hash_map::Entry::Occupied(o) => Some(*o.get()),
-                            hashbrown::hash_map::Entry::Vacant(_) => None,
-                        };
-                        let step = session::step(&mut open, e.ts, gap, max);
-                        entry.insert(open.expect("step leaves a session open"));
-                        if let SessionStep::Started { closed: prev } = step {
-                            self.on_session_started(e.user, seg, e.sid, e.ts, prev, &mut closed);
-                        }
-                    }
-                }
+            if e.activity && !late {
+                self.session_event(e, seg, &mut closed);
             }
-            if e.feature != NO_FEATURE {
-                let key = self.feature_key(seg, e.feature);
-                let state = &mut self.user_state[e.user as usize];
-                match state.features.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, last)) => {
-                        if bp > *last {
-                            self.feature_counts[key as usize].moved(
-                                &self.shape,
-                                &self.ranges,
-                                Some(*last),
-                                bp,
-                            );
-                            *last = bp;
-                        }
-                    }
-                    None => {
-                        state.features.push((key, bp));
-                        self.feature_counts[key as usize].moved(
-                            &self.shape,
-                            &self.ranges,
-                            None,
-                            bp,
-                        );
-                    }
-                }
+            if let Some(sk) = self.sketches.as_deref_mut() {
+                sk.apply(&self.calendars, seg, e, late);
             }
         }
         for (seg, s) in closed {
@@ -761,9 +821,144 @@ impl Engine {
         }
     }
 
+    /// Per-user state of exact windows: first and last active panes, feature last-seen panes.
+    fn track_user(&mut self, e: &Pending, seg: u32, bp: u32) {
+        let seg_idx = seg as usize;
+        if self.seg_counts.len() <= seg_idx {
+            self.seg_counts.resize_with(seg_idx + 1, || {
+                LastSeenCounts::new(&self.shape, &self.ranges)
+            });
+            self.seg_features.resize_with(seg_idx + 1, Vec::new);
+        }
+        if e.activity {
+            let state = &mut self.user_state[e.user as usize];
+            if state.first_seen == 0 || bp < state.first_seen - 1 {
+                let old_first = (state.first_seen != 0).then(|| state.first_seen - 1);
+                state.first_seen = bp + 1;
+                if !self.calendars.is_empty() {
+                    // A first activity sealed after its day closed (a late event another
+                    // window still accepted) joins that day's n-day cohort.
+                    let base = self.base;
+                    for cal in &mut self.calendars {
+                        cal.move_first_seen(
+                            old_first.map(|o| i64::from(o) * base),
+                            i64::from(bp) * base,
+                        );
+                    }
+                }
+            }
+            let first = state.first_seen - 1;
+            let pos = match state.segs.iter().position(|s| s.seg == seg) {
+                Some(p) => p,
+                None => {
+                    state.segs.push(SegUser {
+                        seg,
+                        last_pane: NO_PANE,
+                        sess_start: NO_SESSION,
+                        sess_last: NO_SESSION,
+                    });
+                    state.segs.len() - 1
+                }
+            };
+            let su = &mut state.segs[pos];
+            if su.last_pane == NO_PANE || bp > su.last_pane {
+                let old = (su.last_pane != NO_PANE).then_some(su.last_pane);
+                self.seg_counts[seg_idx].moved(&self.shape, &self.ranges, old, bp);
+                su.last_pane = bp;
+                if self.config.lifecycle {
+                    lifecycle_moved(&mut self.windows, self.base, seg_idx, old, bp, first);
+                }
+                if !self.calendars.is_empty() {
+                    calendar_moved(
+                        &mut self.calendars,
+                        self.base,
+                        seg_idx,
+                        old,
+                        bp,
+                        first,
+                        self.config.lifecycle,
+                    );
+                }
+            }
+        }
+        if e.feature != NO_FEATURE {
+            let key = self.feature_key(seg, e.feature);
+            let state = &mut self.user_state[e.user as usize];
+            match state.features.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, last)) => {
+                    if bp > *last {
+                        self.feature_counts[key as usize].moved(
+                            &self.shape,
+                            &self.ranges,
+                            Some(*last),
+                            bp,
+                        );
+                        *last = bp;
+                    }
+                }
+                None => {
+                    state.features.push((key, bp));
+                    self.feature_counts[key as usize].moved(&self.shape, &self.ranges, None, bp);
+                }
+            }
+        }
+    }
+
+    /// An in-order activity event of segment `seg` continues or starts a session. Gap-based
+    /// sessions live in the user's state when there is one, keyed by user hash otherwise.
+    fn session_event(
+        &mut self,
+        e: &Pending,
+        seg: u32,
+        closed: &mut smallvec::SmallVec<[(u32, OpenSession); 2]>,
+    ) {
+        let gap = self.config.session_gap;
+        let max = self.config.session_max;
+        if self.per_user && e.sid == 0 {
+            let Some(su) = self.user_state[e.user as usize]
+                .segs
+                .iter_mut()
+                .find(|s| s.seg == seg)
+            else {
+                return;
+            };
+            let mut open = (su.sess_start != NO_SESSION).then_some(OpenSession {
+                start: su.sess_start,
+                last: su.sess_last,
+            });
+            let step = session::step(&mut open, e.ts, gap, max);
+            let now = open.expect("step leaves a session open");
+            su.sess_start = now.start;
+            su.sess_last = now.last;
+            if let SessionStep::Started { closed: prev } = step {
+                self.on_session_started(u64::from(e.user), seg, 0, e.ts, prev, closed);
+            }
+        } else {
+            let user = match (&e.uh, self.per_user) {
+                (Some(uh), false) => uh.key,
+                _ => u64::from(e.user),
+            };
+            let key = SessionKey {
+                user,
+                seg,
+                sid: e.sid,
+            };
+            let entry = self.explicit_sessions.entry(key);
+            let mut open = match &entry {
+                hashbrown::hash_map::Entry::Occupied(o) => Some(*o.get()),
+                hashbrown::hash_map::Entry::Vacant(_) => None,
+            };
+            let step = session::step(&mut open, e.ts, gap, max);
+            entry.insert(open.expect("step leaves a session open"));
+            if let SessionStep::Started { closed: prev } = step {
+                self.on_session_started(user, seg, e.sid, e.ts, prev, closed);
+            }
+        }
+    }
+
     fn on_session_started(
         &mut self,
-        user: u32,
+        user: u64,
         seg: u32,
         sid: u64,
         t: Millis,
@@ -909,9 +1104,35 @@ impl Engine {
                 life.new.clear();
             }
         }
+        if let Some(sk) = self.sketches.as_deref_mut() {
+            for (w, sw) in self.windows.iter().zip(&mut sk.windows) {
+                if let Some(sw) = sw {
+                    let end = w.e_last.expect("set before restart") / w.slide;
+                    sw.main.restart(end);
+                    if let Some(stick) = &mut sw.stick {
+                        stick.restart(end);
+                    }
+                }
+            }
+        }
         let at = at.div_euclid(BOUNDARY_GRAIN) * BOUNDARY_GRAIN;
-        for cal in &mut self.calendars {
+        for (ci, cal) in self.calendars.iter_mut().enumerate() {
             let cur = cal.instance_at(at);
+            if let Some(cs) = self
+                .sketches
+                .as_deref_mut()
+                .and_then(|sk| sk.calendars[ci].as_mut())
+            {
+                let mut skipped = 0;
+                if let Some(old) = cal.cur {
+                    let mut start = old.start;
+                    while start < cur.start {
+                        skipped += 1;
+                        start = cal.calendar.next_start(start);
+                    }
+                }
+                cs.skip(skipped);
+            }
             // After a quiet stretch, the periods jumped over had no new users: n-day retention
             // still finds the cohorts before them.
             let keep = cal.n_days.iter().copied().max().unwrap_or(0) as usize;
@@ -1016,6 +1237,13 @@ impl Engine {
             }
             self.rolled_until = b;
         }
+        if let Some(sk) = self.sketches.as_deref_mut() {
+            for blocks in &mut sk.blocks {
+                if b.rem_euclid(blocks.grain) == 0 {
+                    blocks.completed(b);
+                }
+            }
+        }
         let first = out.len();
         for wi in 0..self.windows.len() {
             if b.rem_euclid(self.windows[wi].slide) == 0 {
@@ -1036,7 +1264,8 @@ impl Engine {
     fn fire(&mut self, timer: Timer, b: Millis) {
         let gap = self.config.session_gap;
         let key = timer.key;
-        let session = if key.sid == 0 {
+        let in_state = self.per_user && key.sid == 0;
+        let session = if in_state {
             self.user_state[key.user as usize]
                 .segs
                 .iter()
@@ -1059,7 +1288,7 @@ impl Engine {
             self.timers.set(base_pane(close_at, self.base), timer);
             return;
         }
-        if key.sid == 0 {
+        if in_state {
             if let Some(su) = self.user_state[key.user as usize]
                 .segs
                 .iter_mut()
@@ -1114,24 +1343,40 @@ impl Engine {
         for l in &mut w.life {
             life.push((l.retained.close(k), l.new.close(k)));
         }
+        if self.windows[wi].sketch
+            && let Some(sk) = self.sketches.as_deref_mut()
+            && let Some(sw) = sk.windows[wi].as_mut()
+            && let Some(ring) = sk.rings[sw.level].as_ref()
+        {
+            sw.main.advance(end / g, ring, &sk.keys);
+            if let Some(stick) = &mut sw.stick {
+                stick.advance(end / g, ring, &sk.keys);
+            }
+        }
         let w = &self.windows[wi];
         let clv_window = w.length == self.config.clv.period;
         for (seg, running) in w.running.iter().enumerate() {
             if running.agg.events <= 0 {
                 continue;
             }
-            let counts = &self.seg_counts[seg];
-            let active = counts.count(wi);
-            let stickiness = w
-                .stickiness
-                .and_then(|r| kpi::ratio(counts.count(r) as f64, active as f64));
-            let people = self.people_of(seg, wi, w.double, life.get(seg).copied());
+            let (people, stickiness, features, extra) = if w.sketch {
+                self.sketch_window_people(wi, seg, end)
+            } else {
+                let counts = &self.seg_counts[seg];
+                let active = counts.count(wi);
+                let stickiness = w
+                    .stickiness
+                    .and_then(|r| kpi::ratio(counts.count(r) as f64, active as f64));
+                let people = self.people_of(seg, wi, w.double, life.get(seg).copied());
+                let features = self.features_of(seg, wi, active);
+                (people, stickiness, features, SketchExtra::default())
+            };
             let mut kpis = kpis_of(running, &people, stickiness);
+            kpis.lifecycle_skipped = extra.lifecycle_skipped;
             if clv_window {
                 kpis.clv_estimate =
                     kpi::clv(kpis.arpu, self.config.clv.gross_margin, kpis.churn_ratio);
             }
-            let features = self.features_of(seg, wi, active);
             let info = self.segmenter.info(seg as u32);
             out.push(Snapshot {
                 window: w.name.clone(),
@@ -1142,8 +1387,100 @@ impl Engine {
                 features,
                 watermark,
                 utc_offsets: None,
+                approximate: w.sketch,
+                active_users_sketch: extra.image,
             });
         }
+    }
+
+    /// [`people_of`](Self::people_of) and [`features_of`](Self::features_of) of a sketch
+    /// window's instance ending at `end`, with its stickiness.
+    fn sketch_window_people(
+        &self,
+        wi: usize,
+        seg: usize,
+        end: Millis,
+    ) -> (People, Option<f64>, Vec<(String, FeatureKpis)>, SketchExtra) {
+        let sk = self
+            .sketches
+            .as_deref()
+            .expect("sketch windows have sketches");
+        let sw = sk.windows[wi].as_ref().expect("a sketch window");
+        let w = &self.windows[wi];
+        let seg32 = seg as u32;
+        let est = |feature: u16| {
+            sk.keys
+                .get(seg32, feature)
+                .map_or(0, |k| sw.main.estimate(k).round() as u64)
+        };
+        let active = est(ACTIVE);
+        let stickiness = sw.stick.as_ref().and_then(|stick| {
+            let day = sk
+                .keys
+                .get(seg32, ACTIVE)
+                .map_or(0.0, |k| stick.estimate(k));
+            kpi::ratio(day.round(), active as f64).map(|r| r.min(1.0))
+        });
+        let mut extra = SketchExtra::default();
+        let lifecycle = match sw.blocks.map(|b| &sk.blocks[b]) {
+            Some(blocks) if end % blocks.grain == 0 => {
+                Some(Lifecycle::from(blocks.lifecycle(end, w.length, seg32)))
+            }
+            Some(_) => {
+                extra.lifecycle_skipped = true;
+                None
+            }
+            None => None,
+        };
+        let people = People {
+            active,
+            paying: est(PAYING),
+            cancelled: est(CANCELLED),
+            lifecycle,
+        };
+        let features = self.feature_list(
+            sk.keys
+                .of_seg
+                .get(seg)
+                .into_iter()
+                .flatten()
+                .map(|&k| (sk.keys.of[k as usize].1, sw.main.estimate(k).round() as u64)),
+            active,
+        );
+        if sk.images {
+            extra.image = Some(
+                sk.keys
+                    .get(seg32, ACTIVE)
+                    .map_or_else(
+                        || DistinctSketch::new(self.config.sketch.lg_k).expect("valid lg_k"),
+                        |k| sw.main.sketch(k),
+                    )
+                    .serialize(),
+            );
+        }
+        (people, stickiness, features, extra)
+    }
+
+    /// Named features with users, sorted by name (the reserved ids and active users excluded).
+    fn feature_list(
+        &self,
+        users: impl Iterator<Item = (u16, u64)>,
+        active: u64,
+    ) -> Vec<(String, FeatureKpis)> {
+        let mut features: Vec<(String, FeatureKpis)> = users
+            .filter(|&(f, users)| !matches!(f, PAYING | CANCELLED | ACTIVE) && users > 0)
+            .map(|(f, users)| {
+                (
+                    self.features.name(f).to_owned(),
+                    FeatureKpis {
+                        users,
+                        adoption_ratio: kpi::ratio(users as f64, active as f64),
+                    },
+                )
+            })
+            .collect();
+        features.sort_by(|a, b| a.0.cmp(&b.0));
+        features
     }
 
     /// The distinct-user counts of segment `seg` over tracked range `range`; with lifecycle
@@ -1182,27 +1519,15 @@ impl Engine {
     /// Per feature used in segment `seg` within tracked range `range`, its users and adoption
     /// (the reserved paying/cancelled ids are KPIs of their own, not features), sorted by name.
     fn features_of(&self, seg: usize, range: usize, active: u64) -> Vec<(String, FeatureKpis)> {
-        let mut features: Vec<(String, FeatureKpis)> = self.seg_features[seg]
-            .iter()
-            .filter(|&&k| !matches!(self.feature_of_key[k as usize], PAYING | CANCELLED))
-            .filter_map(|&k| {
-                let users = self.feature_counts[k as usize].count(range);
-                (users > 0).then_some((k, users))
-            })
-            .map(|(k, users)| {
+        self.feature_list(
+            self.seg_features[seg].iter().map(|&k| {
                 (
-                    self.features
-                        .name(self.feature_of_key[k as usize])
-                        .to_owned(),
-                    FeatureKpis {
-                        users,
-                        adoption_ratio: kpi::ratio(users as f64, active as f64),
-                    },
+                    self.feature_of_key[k as usize],
+                    self.feature_counts[k as usize].count(range),
                 )
-            })
-            .collect();
-        features.sort_by(|a, b| a.0.cmp(&b.0));
-        features
+            }),
+            active,
+        )
     }
 
     /// Quarter-hour boundary `b` of calendar window `ci`: the quarter hour before it joins the
@@ -1241,8 +1566,60 @@ impl Engine {
         // The instance closes.
         let cal = &self.calendars[ci];
         let all_users_new = cal.life.first().map_or(0, |&(_, new)| new);
+        let sketch = cal
+            .sketch
+            .then_some(self.sketches.as_deref())
+            .flatten()
+            .and_then(|sk| Some((sk, sk.calendars[ci].as_ref()?)));
+        let seen = sketch.map(|(_, cs)| cs.seen_before());
         for (seg, running) in cal.running.iter().enumerate() {
             if running.agg.events <= 0 {
+                continue;
+            }
+            if let (Some((sk, cs)), Some(seen)) = (sketch, &seen) {
+                let seg32 = seg as u32;
+                let est = |f: u16| cs.estimate(sk.keys.get(seg32, f)).round() as u64;
+                let people = People {
+                    active: est(ACTIVE),
+                    paying: est(PAYING),
+                    cancelled: est(CANCELLED),
+                    lifecycle: self
+                        .config
+                        .lifecycle
+                        .then(|| Lifecycle::from(cs.lifecycle(seg, seen))),
+                };
+                let mut kpis = kpis_of(running, &people, None);
+                if seg == 0 {
+                    kpis.n_day_retention = cal
+                        .n_days
+                        .iter()
+                        .map(|&n| (n, cs.n_back_retention(n)))
+                        .collect();
+                }
+                let features = self.feature_list(
+                    sk.keys.of_seg.get(seg).into_iter().flatten().map(|&k| {
+                        let f = sk.keys.of[k as usize].1;
+                        (f, est(f))
+                    }),
+                    people.active,
+                );
+                out.push(Snapshot {
+                    window: cal.name.clone(),
+                    start: cur.start,
+                    end: cur.end,
+                    segment: self.segmenter.info(seg32).labels.clone(),
+                    kpis,
+                    features,
+                    watermark,
+                    utc_offsets: Some((
+                        cal.calendar.offset_seconds(cur.start),
+                        cal.calendar.offset_seconds(cur.end),
+                    )),
+                    approximate: true,
+                    active_users_sketch: sk
+                        .images
+                        .then(|| cs.sketch(sk.keys.get(seg32, ACTIVE)).serialize()),
+                });
                 continue;
             }
             let people = self.people_of(seg, cal.range, cal.double, cal.life.get(seg).copied());
@@ -1278,7 +1655,14 @@ impl Engine {
                     cal.calendar.offset_seconds(cur.start),
                     cal.calendar.offset_seconds(cur.end),
                 )),
+                approximate: false,
+                active_users_sketch: None,
             });
+        }
+        if let (Some(seen), Some(sk)) = (seen, self.sketches.as_deref_mut())
+            && let Some(cs) = sk.calendars[ci].as_mut()
+        {
+            cs.close(&seen);
         }
         // The next instance starts empty; the double range drops the period before this one.
         let cal = &mut self.calendars[ci];
@@ -1424,6 +1808,23 @@ struct Lifecycle {
     retained: u64,
     churned: u64,
     new: u64,
+}
+
+impl From<SketchLifecycle> for Lifecycle {
+    fn from(l: SketchLifecycle) -> Self {
+        Lifecycle {
+            retained: l.retained,
+            churned: l.churned,
+            new: l.new,
+        }
+    }
+}
+
+/// What a sketch window adds to a snapshot.
+#[derive(Debug, Default)]
+struct SketchExtra {
+    lifecycle_skipped: bool,
+    image: Option<Vec<u8>>,
 }
 
 /// Distinct-user counts of one (instance, segment).

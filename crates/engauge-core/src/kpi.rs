@@ -63,6 +63,10 @@ pub struct Kpis {
     /// On calendar `day` windows, all-users segment: per configured `n`, the share of the
     /// users first seen on the local day `n` days before who are active this day.
     pub n_day_retention: Vec<(u32, Option<f64>)>,
+    /// Lifecycle KPIs (retained, churned, new, resurrected users and their ratios) were not
+    /// computed for this instance: sketch mode computes them on lifecycle-grain boundaries only.
+    /// Outputs then omit them (gauges keep their last value).
+    pub lifecycle_skipped: bool,
 }
 
 /// Session-duration quantiles and mean, in seconds.

@@ -17,6 +17,7 @@ mod replay;
 mod segment;
 mod session;
 pub mod sketch;
+mod sketched;
 mod snapshot;
 pub mod time;
 mod users;
@@ -24,7 +25,8 @@ mod watermark;
 
 pub use calendar::{CalendarPeriod, CalendarSpec};
 pub use config::{
-    ClvConfig, ConfigError, EngineConfig, FeaturesConfig, SegmentsConfig, SurveyScales, WindowSpec,
+    ClvConfig, ConfigError, DistinctMode, EngineConfig, FeaturesConfig, SegmentsConfig,
+    SketchConfig, SurveyScales, WindowSpec,
 };
 pub use engine::{Engine, EngineStats, Ingested};
 pub use event::{Event, EventKind, Survey};

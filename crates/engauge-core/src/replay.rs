@@ -38,6 +38,12 @@ impl Replay {
         }
     }
 
+    /// Moves the watermark to `watermark` (never backwards), e.g. past the end of input so that
+    /// every instance holding events closes.
+    pub fn advance_to(&mut self, watermark: Millis, out: &mut Vec<Snapshot>) {
+        self.engine.advance(watermark, out);
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

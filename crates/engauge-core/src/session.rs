@@ -43,9 +43,10 @@ pub(crate) fn step(
 }
 
 /// Where a session lives: `sid` 0 is the gap-based stream, otherwise a hashed `session_id`.
+/// `user` is the interned user index, or in sketch mode (no per-user state) a hash of the id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct SessionKey {
-    pub user: u32,
+    pub user: u64,
     pub seg: u32,
     pub sid: u64,
 }

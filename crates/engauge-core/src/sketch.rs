@@ -54,7 +54,7 @@ use std::mem::size_of;
 
 use datasketches::common::NumStdDev;
 use datasketches::hash::value::raw_bytes;
-use datasketches::hll::{HllSketch, HllType, HllUnion};
+use datasketches::hll::{Coupon, HllSketch, HllType, HllUnion};
 use datasketches::theta::{
     CompactThetaSketch, ThetaANotB, ThetaIntersection, ThetaSketch, ThetaSketchBuilder,
     ThetaSketchView, ThetaUnion, ThetaUnionBuilder,
@@ -138,6 +138,27 @@ pub fn compact_set_max_bytes(lg_k: u8) -> usize {
     (1usize << lg_k) * 8
 }
 
+/// A user id hashed once for every sketch it goes into (the engine updates several per event).
+///
+/// `coupon` is the HLL coupon of the id, hashed exactly like `update(str)` in the other
+/// DataSketches libraries, so published HLL images merge with sketches built elsewhere from the
+/// same ids. `key` is a 64-bit hash of the id that Theta sketches (which stay internal) and the
+/// engine's open-session map use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserHash {
+    coupon: Coupon,
+    pub key: u64,
+}
+
+impl UserHash {
+    pub fn of(user: &str, key: u64) -> Self {
+        UserHash {
+            coupon: Coupon::from_value(raw_bytes::from_str(user)),
+            key,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // HLL
 // ---------------------------------------------------------------------------------------------
@@ -173,6 +194,12 @@ impl DistinctSketch {
         if !user.is_empty() {
             self.inner.update(raw_bytes::from_str(user));
         }
+    }
+
+    /// Counts a user hashed with [`UserHash::of`] (the same as [`update`](Self::update) of
+    /// the id).
+    pub fn update_hash(&mut self, user: &UserHash) {
+        self.inner.update_with_coupon(user.coupon);
     }
 
     /// Adds `other` into `self`. With different `lg_k`, the result has the smaller one.
@@ -221,6 +248,13 @@ impl DistinctSketch {
         self.inner.lg_config_k()
     }
 
+    /// A union that starts with this sketch's users.
+    pub fn to_union(&self) -> DistinctUnion {
+        let mut union = validated(HllUnion::new(self.lg_k()));
+        union.update(&self.inner);
+        DistinctUnion { inner: union }
+    }
+
     /// Bytes held now (struct plus heap), at most `size_of::<Self>() + hll_max_bytes(lg_k)`.
     pub fn memory_bytes(&self) -> usize {
         size_of::<Self>() + self.inner.estimated_size()
@@ -241,6 +275,55 @@ impl DistinctSketch {
             return Err(SketchError::LgK(inner.lg_config_k()));
         }
         Ok(Self { inner })
+    }
+}
+
+/// A running union of [`DistinctSketch`]es (HLL_8 registers), cheaper than repeated
+/// [`DistinctSketch::merge`] when sketches are added one at a time.
+#[derive(Debug, Clone)]
+pub struct DistinctUnion {
+    inner: HllUnion,
+}
+
+impl DistinctUnion {
+    /// An empty union with at most `2^lg_k` registers.
+    pub fn new(lg_k: u8) -> Result<Self, SketchError> {
+        check_lg_k(lg_k)?;
+        Ok(Self {
+            inner: validated(HllUnion::new(lg_k)),
+        })
+    }
+
+    pub fn add(&mut self, sketch: &DistinctSketch) {
+        self.inner.update(&sketch.inner);
+    }
+
+    /// Counts one user (see [`UserHash`]).
+    pub fn add_hash(&mut self, user: &UserHash) {
+        // A union's gadget takes a coupon through the sketch of one coupon.
+        let mut one = validated(HllSketch::new(self.inner.lg_max_k(), HllType::Hll8));
+        one.update_with_coupon(user.coupon);
+        self.inner.update(&one);
+    }
+
+    pub fn estimate(&self) -> f64 {
+        self.inner.estimate()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// The union so far, as a sketch (HLL_8).
+    pub fn to_sketch(&self) -> DistinctSketch {
+        DistinctSketch {
+            inner: self.inner.to_sketch(HllType::Hll8),
+        }
+    }
+
+    /// Bytes held now.
+    pub fn memory_bytes(&self) -> usize {
+        size_of::<Self>() + self.inner.estimated_size()
     }
 }
 
@@ -292,6 +375,12 @@ impl SetSketch {
         if !user.is_empty() {
             self.inner.update(raw_bytes::from_str(user));
         }
+    }
+
+    /// Adds a user by its [`UserHash::key`]. Such sketches sample by that key, not by the
+    /// id's DataSketches hash: combine them only with sketches updated the same way.
+    pub fn update_hash(&mut self, user: &UserHash) {
+        self.inner.update(user.key);
     }
 
     /// Estimated number of distinct users.

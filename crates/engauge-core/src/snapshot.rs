@@ -21,6 +21,11 @@ pub struct Snapshot {
     /// UTC offsets (seconds) of the time zone at `start` and at `end`, for calendar windows
     /// (outputs then show local times with their offsets); `None` for sliding windows (UTC).
     pub utc_offsets: Option<(i32, i32)>,
+    /// Distinct-user counts are sketch estimates (`distinct = "sketch"`).
+    pub approximate: bool,
+    /// With `sketch.include_in_snapshots`: the DataSketches HLL image of the active users, for
+    /// downstream merges.
+    pub active_users_sketch: Option<Vec<u8>>,
 }
 
 /// Adoption of one feature within a snapshot's segment.
@@ -81,6 +86,8 @@ mod tests {
             features: vec![],
             watermark: 1,
             utc_offsets: None,
+            approximate: false,
+            active_users_sketch: None,
         };
         assert_eq!(snap.key(), "30d|");
         snap.segment = vec![

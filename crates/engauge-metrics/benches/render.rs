@@ -82,6 +82,8 @@ fn snapshot(window: &str, segment: Vec<(String, String)>, seed: u64) -> Snapshot
             .collect(),
         watermark: 1_795_348_803_000,
         utc_offsets: None,
+        approximate: false,
+        active_users_sketch: None,
     }
 }
 

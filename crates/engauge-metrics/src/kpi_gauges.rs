@@ -343,9 +343,31 @@ impl KpiGauges {
             return;
         };
         let window_label = label("window", window);
+        let mut windows = self.write_windows();
+        let previous = windows.get(window).cloned();
         let mut by_labels: BTreeMap<Vec<(String, String)>, SegmentSeries> = BTreeMap::new();
         for snapshot in snapshots.iter().filter(|s| s.end == end) {
             let labels = segment_labels(&window_label, &snapshot.segment);
+            let mut kpis = snapshot.kpis.clone();
+            if kpis.lifecycle_skipped
+                && let Some(last) = previous
+                    .as_ref()
+                    .and_then(|p| p.segments.iter().find(|s| s.labels == labels))
+            {
+                // Sketch mode computes lifecycle KPIs on some instances only: their gauges
+                // keep the last computed values meanwhile.
+                let l = &last.kpis;
+                if !l.lifecycle_skipped {
+                    kpis.retained_users = l.retained_users;
+                    kpis.churned_users = l.churned_users;
+                    kpis.new_users = l.new_users;
+                    kpis.resurrected_users = l.resurrected_users;
+                    kpis.retention_ratio = l.retention_ratio;
+                    kpis.churn_ratio = l.churn_ratio;
+                    kpis.clv_estimate = l.clv_estimate;
+                    kpis.lifecycle_skipped = false;
+                }
+            }
             let key = labels
                 .iter()
                 .map(|l| (l.name().to_owned(), l.value().to_owned()))
@@ -354,7 +376,7 @@ impl KpiGauges {
                 key,
                 SegmentSeries {
                     labels,
-                    kpis: snapshot.kpis.clone(),
+                    kpis,
                     features: snapshot.features.clone(),
                 },
             );
@@ -364,7 +386,7 @@ impl KpiGauges {
             end,
             segments: by_labels.into_values().collect(),
         });
-        self.write_windows().insert(window.to_owned(), series);
+        windows.insert(window.to_owned(), series);
     }
 
     /// Names of the windows currently exported, sorted.
@@ -471,13 +493,19 @@ fn push_segment(metrics: &mut [Vec<Metric>; Family::COUNT], segment: &SegmentSer
     gauge(Family::ActiveUsers, kpis.active_users as f64);
     gauge(Family::Events, kpis.events as f64);
     gauge(Family::Sessions, kpis.sessions as f64);
+    if !kpis.lifecycle_skipped {
+        for (family, value) in [
+            (Family::RetainedUsers, kpis.retained_users),
+            (Family::ReturningUsers, kpis.retained_users),
+            (Family::ChurnedUsers, kpis.churned_users),
+            (Family::DormantUsers, kpis.churned_users),
+            (Family::NewUsers, kpis.new_users),
+            (Family::ResurrectedUsers, kpis.resurrected_users),
+        ] {
+            gauge(family, value as f64);
+        }
+    }
     let counts = [
-        (Family::RetainedUsers, kpis.retained_users),
-        (Family::ReturningUsers, kpis.retained_users),
-        (Family::ChurnedUsers, kpis.churned_users),
-        (Family::DormantUsers, kpis.churned_users),
-        (Family::NewUsers, kpis.new_users),
-        (Family::ResurrectedUsers, kpis.resurrected_users),
         (Family::Orders, kpis.orders),
         (Family::PayingUsers, kpis.paying_users),
         (Family::Cancellations, kpis.cancellations),
@@ -637,6 +665,8 @@ mod tests {
             features: Vec::new(),
             watermark: end,
             utc_offsets: None,
+            approximate: false,
+            active_users_sketch: None,
         }
     }
 
@@ -789,6 +819,7 @@ mod tests {
             self_service_resolutions: 2,
             self_service_ratio: Some(0.25),
             n_day_retention: vec![(1, Some(0.5)), (7, None)],
+            lifecycle_skipped: false,
         };
         snap.features = vec![
             (

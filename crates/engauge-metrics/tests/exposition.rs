@@ -70,6 +70,8 @@ fn snapshot(window: &str, segment: &[(&str, &str)], active_users: u64) -> Snapsh
         ],
         watermark: END + 3000,
         utc_offsets: None,
+        approximate: false,
+        active_users_sketch: None,
     }
 }
 

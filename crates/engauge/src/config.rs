@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use engauge_codec::CurrencyRates;
 use engauge_core::time::parse_duration;
 use engauge_core::{
-    CalendarPeriod, CalendarSpec, ClvConfig, EngineConfig, FeaturesConfig, Millis, SegmentsConfig,
-    SurveyScales, WindowSpec,
+    CalendarPeriod, CalendarSpec, ClvConfig, DistinctMode, EngineConfig, FeaturesConfig, Millis,
+    SegmentsConfig, SketchConfig, SurveyScales, WindowSpec,
 };
 use serde::Deserialize;
 
@@ -42,11 +42,32 @@ struct RawWindow {
     period: Option<String>,
     timezone: Option<String>,
     week_start: Option<String>,
+    /// `exact` or `sketch`; the top-level `distinct` when absent.
+    distinct: Option<String>,
+}
+
+fn distinct_mode(key: &str, mode: &str) -> anyhow::Result<DistinctMode> {
+    match mode {
+        "exact" => Ok(DistinctMode::Exact),
+        "sketch" => Ok(DistinctMode::Sketch),
+        other => bail!("{key}: {other:?} is not exact or sketch"),
+    }
 }
 
 impl RawWindow {
     fn spec(self, index: usize) -> anyhow::Result<WindowSpec> {
         let key = format!("windows[{index}]");
+        let distinct = self
+            .distinct
+            .as_deref()
+            .map(|m| distinct_mode(&format!("{key}.distinct"), m))
+            .transpose()?;
+        let mut spec = self.spec_of_kind(&key)?;
+        spec.distinct = distinct;
+        Ok(spec)
+    }
+
+    fn spec_of_kind(self, key: &str) -> anyhow::Result<WindowSpec> {
         match self.kind.as_deref().unwrap_or("sliding") {
             "sliding" => {
                 let (Some(length), Some(slide)) = (self.length, self.slide) else {
@@ -86,6 +107,21 @@ impl RawWindow {
             other => bail!("{key}.kind: {other:?} is not sliding or calendar"),
         }
     }
+}
+
+/// `[sketch]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSketch {
+    lg_k: u8,
+}
+
+/// `[snapshot]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshot {
+    #[serde(default)]
+    include_sketches: bool,
 }
 
 /// `[retention]`.
@@ -325,6 +361,11 @@ impl Default for RawHttp {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// `exact` (default) or `sketch`, for windows that do not set their own.
+    distinct: Option<String>,
+    sketch: Option<RawSketch>,
+    #[serde(default)]
+    snapshot: RawSnapshot,
     allowed_lateness: Option<Duration>,
     dedup_horizon: Option<Duration>,
     windows: Option<Vec<RawWindow>>,
@@ -445,6 +486,14 @@ impl Config {
                 .activity
                 .map_or(defaults.non_activity_types, |a| a.exclude_types),
             lifecycle: raw.lifecycle.map_or(defaults.lifecycle, |l| l.enabled),
+            distinct: match raw.distinct.as_deref() {
+                Some(mode) => distinct_mode("distinct", mode)?,
+                None => defaults.distinct,
+            },
+            sketch: SketchConfig {
+                lg_k: raw.sketch.map_or(defaults.sketch.lg_k, |s| s.lg_k),
+                include_in_snapshots: raw.snapshot.include_sketches,
+            },
             n_day_retention: raw.retention.map_or(defaults.n_day_retention, |r| r.n_days),
             clv: ClvConfig {
                 period: raw

@@ -285,6 +285,8 @@ pub fn run(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> Expected {
                 watermark,
                 // Sliding windows only (the model has no calendar windows): times are UTC.
                 utc_offsets: None,
+                approximate: false,
+                active_users_sketch: None,
             }
         })
         .collect();
@@ -528,6 +530,7 @@ fn compute(
         ),
         // Only calendar `day` windows carry N-day retention; the model has none.
         n_day_retention: Vec::new(),
+        lifecycle_skipped: false,
     };
     (kpis, features)
 }

@@ -1,0 +1,565 @@
+//! Sketch mode (`distinct = "sketch"`): the distinct-user counts of sketch windows come from
+//! mergeable sketches ([`crate::sketch`]) instead of per-user state, so memory is bounded
+//! whatever the number of users.
+//!
+//! * Active, feature, paying and cancelled users: an HLL sketch per (pane, segment, feature) in
+//!   a ring per slide ([`HllRing`]); each window unions its panes with the two-stacks method
+//!   ([`SlidingUnion`]): one pane added and one union per close, plus a rebuild of the suffix
+//!   unions once every `length / slide` closes — O(1) merges per close, amortized.
+//! * Lifecycle (retained, churned, new users): a Theta sketch per (block, segment), where a block
+//!   is the window's *lifecycle grain* (`gcd(length, 1d)`, or the length when the slide does not
+//!   divide a day) ([`ThetaBlocks`]). Instances ending on a grain boundary union the blocks of
+//!   the previous and current periods and intersect them; new users are the current period minus
+//!   everyone seen before it (a running union of completed blocks).
+//! * Calendar windows are tumbling: one running sketch per (segment, feature) and per segment
+//!   for the current instance, the previous instance's set, and the first-seen sets of the last
+//!   days for n-day retention ([`CalendarSketch`]).
+
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
+
+use crate::Millis;
+use crate::sketch::{
+    CompactSet, DistinctSketch, DistinctUnion, Overlap, SetSketch, SetUnion, UserHash, a_not_b,
+    a_not_b_estimate, overlap,
+};
+
+/// The feature id of "active users" among sketch keys.
+pub(crate) const ACTIVE: u16 = u16::MAX;
+
+fn hll(lg_k: u8) -> DistinctSketch {
+    DistinctSketch::new(lg_k).expect("lg_k validated with the config")
+}
+
+fn hll_union(lg_k: u8) -> DistinctUnion {
+    DistinctUnion::new(lg_k).expect("lg_k validated with the config")
+}
+
+fn theta(lg_k: u8) -> SetSketch {
+    SetSketch::new(lg_k).expect("lg_k validated with the config")
+}
+
+fn theta_union(lg_k: u8) -> SetUnion {
+    SetUnion::new(lg_k).expect("lg_k validated with the config")
+}
+
+/// Distinct-count keys: (segment, feature), the feature [`ACTIVE`] meaning active users.
+#[derive(Debug, Default)]
+pub(crate) struct Keys {
+    ids: HashMap<(u32, u16), u32>,
+    /// Per key, its (segment, feature).
+    pub of: Vec<(u32, u16)>,
+    /// Per segment, its keys.
+    pub of_seg: Vec<Vec<u32>>,
+}
+
+impl Keys {
+    pub fn id(&mut self, seg: u32, feature: u16) -> u32 {
+        if let Some(&k) = self.ids.get(&(seg, feature)) {
+            return k;
+        }
+        let k = self.of.len() as u32;
+        self.of.push((seg, feature));
+        self.ids.insert((seg, feature), k);
+        if self.of_seg.len() <= seg as usize {
+            self.of_seg.resize_with(seg as usize + 1, Vec::new);
+        }
+        self.of_seg[seg as usize].push(k);
+        k
+    }
+
+    pub fn get(&self, seg: u32, feature: u16) -> Option<u32> {
+        self.ids.get(&(seg, feature)).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.of.len()
+    }
+}
+
+#[derive(Debug)]
+struct HllSlot {
+    pane: i64,
+    keys: Vec<Option<DistinctSketch>>,
+}
+
+/// Pane HLL sketches of one granularity, per key, in a ring just long enough for the longest
+/// sketch window using it. Slots are reused lazily, like [`crate::pane::PaneRing`]'s.
+#[derive(Debug)]
+pub(crate) struct HllRing {
+    pub granularity: Millis,
+    lg_k: u8,
+    slots: Vec<HllSlot>,
+}
+
+impl HllRing {
+    pub fn new(granularity: Millis, panes: usize, lg_k: u8) -> Self {
+        HllRing {
+            granularity,
+            lg_k,
+            slots: (0..panes)
+                .map(|_| HllSlot {
+                    pane: i64::MIN,
+                    keys: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Counts `user` under `key` in the pane holding time `t`; returns the pane.
+    pub fn update(&mut self, t: Millis, key: u32, user: &UserHash) -> i64 {
+        let pane = t.div_euclid(self.granularity);
+        let n = self.slots.len() as i64;
+        let slot = &mut self.slots[pane.rem_euclid(n) as usize];
+        if slot.pane < pane {
+            slot.pane = pane;
+            slot.keys.iter_mut().for_each(|k| *k = None);
+        } else if slot.pane > pane {
+            return pane; // Older than anything a window can still see.
+        }
+        let k = key as usize;
+        if slot.keys.len() <= k {
+            slot.keys.resize_with(k + 1, || None);
+        }
+        let lg_k = self.lg_k;
+        slot.keys[k]
+            .get_or_insert_with(|| hll(lg_k))
+            .update_hash(user);
+        pane
+    }
+
+    /// The sketches of pane `pane`, per key (`None`: no user).
+    fn pane(&self, pane: i64) -> &[Option<DistinctSketch>] {
+        let n = self.slots.len() as i64;
+        let slot = &self.slots[pane.rem_euclid(n) as usize];
+        if slot.pane == pane { &slot.keys } else { &[] }
+    }
+}
+
+/// The union, per key, of the last `n` panes of an [`HllRing`] (a window instance), kept with
+/// the two-stacks method: panes `[front_start, mid)` have their suffix unions precomputed,
+/// panes `[mid, end)` are summed in one running union, and a window `[end − n, end)` is one
+/// suffix union plus the running union.
+#[derive(Debug)]
+pub(crate) struct SlidingUnion {
+    n: i64,
+    lg_k: u8,
+    /// Only the active-user keys (stickiness's one-day range needs nothing else).
+    only_active: bool,
+    front_start: i64,
+    mid: i64,
+    end: i64,
+    /// Per key: for each pane `i` in `[front_start, mid)`, the union of panes `[i, mid)`.
+    front: Vec<Vec<Option<DistinctSketch>>>,
+    /// Per key: the union of panes `[mid, end)`.
+    back: Vec<Option<DistinctUnion>>,
+}
+
+impl SlidingUnion {
+    pub fn new(n: i64, lg_k: u8, only_active: bool) -> Self {
+        SlidingUnion {
+            n,
+            lg_k,
+            only_active,
+            front_start: 0,
+            mid: 0,
+            end: 0,
+            front: Vec::new(),
+            back: Vec::new(),
+        }
+    }
+
+    /// Forgets the sums: the next [`advance`](Self::advance) past `end` re-reads every pane
+    /// of its instance from the ring (at the start, and after a quiet stretch).
+    pub fn restart(&mut self, end: i64) {
+        self.reset(end - self.n);
+    }
+
+    fn reset(&mut self, at: i64) {
+        self.front_start = at;
+        self.mid = at;
+        self.end = at;
+        self.front.clear();
+        self.back.clear();
+    }
+
+    fn wants(&self, keys: &Keys, key: usize) -> bool {
+        !self.only_active || keys.of[key].1 == ACTIVE
+    }
+
+    /// Panes before `end` are complete: the instance is `[end − n, end)`.
+    pub fn advance(&mut self, end: i64, ring: &HllRing, keys: &Keys) {
+        if end - self.end >= self.n || end < self.end {
+            self.reset(end - self.n);
+        }
+        for p in self.end..end {
+            for (k, sketch) in ring.pane(p).iter().enumerate() {
+                let Some(sketch) = sketch else { continue };
+                if !self.wants(keys, k) {
+                    continue;
+                }
+                if self.back.len() <= k {
+                    self.back.resize_with(k + 1, || None);
+                }
+                let lg_k = self.lg_k;
+                self.back[k]
+                    .get_or_insert_with(|| hll_union(lg_k))
+                    .add(sketch);
+            }
+        }
+        self.end = end;
+        let start = end - self.n;
+        if start >= self.mid {
+            // The front is used up: rebuild it over the instance's panes.
+            self.front.clear();
+            self.front.resize_with(keys.len(), Vec::new);
+            for (k, suffixes) in self.front.iter_mut().enumerate() {
+                if self.only_active && keys.of[k].1 != ACTIVE {
+                    continue;
+                }
+                let mut union: Option<DistinctUnion> = None;
+                let mut built = vec![None; self.n as usize];
+                for p in (start..end).rev() {
+                    if let Some(Some(sketch)) = ring.pane(p).get(k) {
+                        union
+                            .get_or_insert_with(|| hll_union(self.lg_k))
+                            .add(sketch);
+                    }
+                    built[(p - start) as usize] = union.as_ref().map(DistinctUnion::to_sketch);
+                }
+                if union.is_some() {
+                    *suffixes = built;
+                }
+            }
+            self.front_start = start;
+            self.mid = end;
+            self.back.clear();
+        }
+    }
+
+    /// A late user in pane `pane`, already summed into this union.
+    pub fn late(&mut self, pane: i64, key: u32, user: &UserHash, keys: &Keys) {
+        let k = key as usize;
+        if pane >= self.end || pane < self.front_start || !self.wants(keys, k) {
+            return;
+        }
+        let lg_k = self.lg_k;
+        if pane >= self.mid {
+            if self.back.len() <= k {
+                self.back.resize_with(k + 1, || None);
+            }
+            self.back[k]
+                .get_or_insert_with(|| hll_union(lg_k))
+                .add_hash(user);
+        } else {
+            if self.front.len() <= k {
+                self.front.resize_with(k + 1, Vec::new);
+            }
+            let suffixes = &mut self.front[k];
+            suffixes.resize_with((self.mid - self.front_start) as usize, || None);
+            for s in &mut suffixes[..=(pane - self.front_start) as usize] {
+                s.get_or_insert_with(|| hll(lg_k)).update_hash(user);
+            }
+        }
+    }
+
+    fn parts(&self, key: u32) -> (Option<&DistinctSketch>, Option<&DistinctUnion>) {
+        let k = key as usize;
+        let start = self.end - self.n;
+        let front = (start < self.mid && start >= self.front_start)
+            .then(|| self.front.get(k))
+            .flatten()
+            .and_then(|s| s.get((start - self.front_start) as usize))
+            .and_then(Option::as_ref);
+        let back = self.back.get(k).and_then(Option::as_ref);
+        (front, back)
+    }
+
+    /// Estimated distinct users of `key` in the instance.
+    pub fn estimate(&self, key: u32) -> f64 {
+        match self.parts(key) {
+            (None, None) => 0.0,
+            (Some(f), None) => f.estimate(),
+            (None, Some(b)) => b.estimate(),
+            (Some(f), Some(b)) => {
+                let mut u = b.clone();
+                u.add(f);
+                u.estimate()
+            }
+        }
+    }
+
+    /// The instance's sketch of `key` (for snapshots that carry it).
+    pub fn sketch(&self, key: u32) -> DistinctSketch {
+        match self.parts(key) {
+            (None, None) => hll(self.lg_k),
+            (Some(f), None) => f.clone(),
+            (None, Some(b)) => b.to_sketch(),
+            (Some(f), Some(b)) => {
+                let mut u = b.clone();
+                u.add(f);
+                u.to_sketch()
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ThetaSlot {
+    block: i64,
+    segs: Vec<Option<SetSketch>>,
+}
+
+/// Theta sketches of active users per (block, segment) for one lifecycle grain, and the users
+/// seen before each recent block boundary.
+#[derive(Debug)]
+pub(crate) struct ThetaBlocks {
+    pub grain: Millis,
+    lg_k: u8,
+    slots: Vec<ThetaSlot>,
+    /// All users (segment 0) of every completed block.
+    ever: SetUnion,
+    /// `(boundary, users seen before it)`, newest last.
+    ever_before: VecDeque<(Millis, CompactSet)>,
+    keep: usize,
+}
+
+impl ThetaBlocks {
+    /// Blocks of `grain` for windows up to `longest`: the ring covers two periods.
+    pub fn new(grain: Millis, longest: Millis, lg_k: u8) -> Self {
+        let periods = (longest / grain) as usize;
+        ThetaBlocks {
+            grain,
+            lg_k,
+            slots: (0..2 * periods + 2)
+                .map(|_| ThetaSlot {
+                    block: i64::MIN,
+                    segs: Vec::new(),
+                })
+                .collect(),
+            ever: theta_union(lg_k),
+            ever_before: VecDeque::new(),
+            keep: periods + 1,
+        }
+    }
+
+    pub fn update(&mut self, t: Millis, seg: u32, user: &UserHash) {
+        let block = t.div_euclid(self.grain);
+        let n = self.slots.len() as i64;
+        let slot = &mut self.slots[block.rem_euclid(n) as usize];
+        if slot.block < block {
+            slot.block = block;
+            slot.segs.iter_mut().for_each(|s| *s = None);
+        } else if slot.block > block {
+            return;
+        }
+        let s = seg as usize;
+        if slot.segs.len() <= s {
+            slot.segs.resize_with(s + 1, || None);
+        }
+        let lg_k = self.lg_k;
+        slot.segs[s]
+            .get_or_insert_with(|| theta(lg_k))
+            .update_hash(user);
+    }
+
+    fn get(&self, block: i64, seg: u32) -> Option<&SetSketch> {
+        block_of(&self.slots, block, seg)
+    }
+
+    /// Users of `seg` in `[from, to)` (block boundaries).
+    pub fn union(&self, from: Millis, to: Millis, seg: u32) -> CompactSet {
+        let mut union = theta_union(self.lg_k);
+        for block in from.div_euclid(self.grain)..to.div_euclid(self.grain) {
+            if let Some(s) = self.get(block, seg) {
+                union.add(s);
+            }
+        }
+        union.result()
+    }
+
+    /// The block ending at `b` is complete: its users join "seen before".
+    pub fn completed(&mut self, b: Millis) {
+        if let Some(s) = block_of(&self.slots, b.div_euclid(self.grain) - 1, 0) {
+            self.ever.add(s);
+        }
+        self.ever_before.push_back((b, self.ever.result()));
+        while self.ever_before.len() > self.keep {
+            self.ever_before.pop_front();
+        }
+    }
+
+    /// Users seen before `t` (as of the latest boundary at or before it); empty before any.
+    pub fn seen_before(&self, t: Millis) -> CompactSet {
+        self.ever_before
+            .iter()
+            .rev()
+            .find(|(b, _)| *b <= t)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Lifecycle of segment `seg` for the instance `[end − length, end)`.
+    pub fn lifecycle(&self, end: Millis, length: Millis, seg: u32) -> SketchLifecycle {
+        let current = self.union(end - length, end, seg);
+        let previous = self.union(end - 2 * length, end - length, seg);
+        let new = a_not_b_estimate(&current, &self.seen_before(end - length));
+        SketchLifecycle::of(overlap(&previous, &current), new)
+    }
+}
+
+fn block_of(slots: &[ThetaSlot], block: i64, seg: u32) -> Option<&SetSketch> {
+    let slot = &slots[block.rem_euclid(slots.len() as i64) as usize];
+    (slot.block == block)
+        .then(|| slot.segs.get(seg as usize))
+        .flatten()
+        .and_then(Option::as_ref)
+}
+
+/// Lifecycle estimates of one (instance, segment).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SketchLifecycle {
+    pub retained: u64,
+    pub churned: u64,
+    pub new: u64,
+}
+
+impl SketchLifecycle {
+    fn of(o: Overlap, new: f64) -> Self {
+        SketchLifecycle {
+            retained: o.retained.round() as u64,
+            churned: o.churned.round() as u64,
+            new: new.round() as u64,
+        }
+    }
+}
+
+/// Sketches of the current instance of a calendar window.
+#[derive(Debug)]
+pub(crate) struct CalendarSketch {
+    lg_k: u8,
+    /// Per key: users of the current instance.
+    pub cur_hll: Vec<Option<DistinctSketch>>,
+    /// Per segment: active users of the current and the previous instance.
+    cur: Vec<Option<SetSketch>>,
+    prev: Vec<Option<CompactSet>>,
+    /// All users of the closed instances.
+    ever: SetUnion,
+    /// Users first seen in each of the last closed instances, newest last.
+    first: VecDeque<CompactSet>,
+    keep: usize,
+}
+
+impl CalendarSketch {
+    pub fn new(lg_k: u8, keep: usize) -> Self {
+        CalendarSketch {
+            lg_k,
+            cur_hll: Vec::new(),
+            cur: Vec::new(),
+            prev: Vec::new(),
+            ever: theta_union(lg_k),
+            first: VecDeque::new(),
+            keep,
+        }
+    }
+
+    pub fn update(&mut self, key: u32, seg: u32, active: bool, user: &UserHash) {
+        let lg_k = self.lg_k;
+        let k = key as usize;
+        if self.cur_hll.len() <= k {
+            self.cur_hll.resize_with(k + 1, || None);
+        }
+        self.cur_hll[k]
+            .get_or_insert_with(|| hll(lg_k))
+            .update_hash(user);
+        if active {
+            let s = seg as usize;
+            if self.cur.len() <= s {
+                self.cur.resize_with(s + 1, || None);
+            }
+            self.cur[s]
+                .get_or_insert_with(|| theta(lg_k))
+                .update_hash(user);
+        }
+    }
+
+    pub fn estimate(&self, key: Option<u32>) -> f64 {
+        key.and_then(|k| self.cur_hll.get(k as usize))
+            .and_then(Option::as_ref)
+            .map_or(0.0, DistinctSketch::estimate)
+    }
+
+    pub fn sketch(&self, key: Option<u32>) -> DistinctSketch {
+        key.and_then(|k| self.cur_hll.get(k as usize))
+            .and_then(Option::as_ref)
+            .cloned()
+            .unwrap_or_else(|| hll(self.lg_k))
+    }
+
+    fn current(&self, seg: usize) -> CompactSet {
+        self.cur
+            .get(seg)
+            .and_then(Option::as_ref)
+            .map(SetSketch::compact)
+            .unwrap_or_default()
+    }
+
+    /// Users seen in closed instances (before the current one).
+    pub fn seen_before(&self) -> CompactSet {
+        self.ever.result()
+    }
+
+    /// Lifecycle of segment `seg` in the current instance (`seen`: [`seen_before`](Self::seen_before)).
+    pub fn lifecycle(&self, seg: usize, seen: &CompactSet) -> SketchLifecycle {
+        let current = self.current(seg);
+        let previous = self
+            .prev
+            .get(seg)
+            .and_then(Option::as_ref)
+            .cloned()
+            .unwrap_or_default();
+        let new = a_not_b_estimate(&current, seen);
+        SketchLifecycle::of(overlap(&previous, &current), new)
+    }
+
+    /// Of the users first seen `n` instances before the current one, the share active in it.
+    pub fn n_back_retention(&self, n: u32) -> Option<f64> {
+        let cohort = self.first.len().checked_sub(n as usize)?;
+        overlap(&self.first[cohort], &self.current(0)).retention_ratio()
+    }
+
+    /// The current instance closed (`seen`: users seen before it); the next one starts empty.
+    pub fn close(&mut self, seen: &CompactSet) {
+        let all = self.current(0);
+        if self.keep > 0 {
+            self.first.push_back(a_not_b(&all, seen));
+            while self.first.len() > self.keep {
+                self.first.pop_front();
+            }
+        }
+        self.ever.add(&all);
+        self.prev = self
+            .cur
+            .drain(..)
+            .map(|s| s.map(|s| s.into_compact()))
+            .collect();
+        self.cur_hll.clear();
+    }
+
+    /// Instances went by with no event (a quiet stretch): `skipped` of them, then the new one.
+    pub fn skip(&mut self, skipped: usize) {
+        if skipped == 0 {
+            return;
+        }
+        self.cur.clear();
+        self.cur_hll.clear();
+        self.prev.clear();
+        for _ in 0..skipped.min(self.keep) {
+            self.first.push_back(CompactSet::default());
+        }
+        while self.first.len() > self.keep {
+            self.first.pop_front();
+        }
+    }
+}
