@@ -9,7 +9,7 @@ Two ways to call it:
 
       {"sketches": [{"name": "...", "kind": "hll" | "theta", "base64": "...", "estimate": 123.4,
                      "lg_k": 12, "rebuild": [USERS, ...]}],
-       "set_ops": [{"name": "...", "op": "intersection" | "a_not_b" | "union",
+       "set_ops": [{"name": "...", "op": "intersection" | "a_not_b" | "union" | "hll_union",
                     "inputs": ["sketch name", "sketch name"], "estimate": 123.4}]}
 
   where USERS is `{"prefix": "user-", "start": 0, "end": 50000}` (ids prefix+i, in that order)
@@ -85,6 +85,11 @@ def set_op(op, inputs, lg_k):
     if op == "a_not_b":
         a, b = inputs
         return ds.theta_a_not_b().compute(a, b).get_estimate()
+    if op == "hll_union":
+        union = ds.hll_union(lg_k)
+        for s in inputs:
+            union.update(s)
+        return union.get_result(ds.tgt_hll_type.HLL_8).get_estimate()
     if op == "union":
         union = ds.theta_union(lg_k)
         for s in inputs:
@@ -95,11 +100,10 @@ def set_op(op, inputs, lg_k):
 
 def check_json(request):
     results = []
-    theta = {}
+    named = {}
     for spec in request.get("sketches", []):
         sketch = deserialize(spec["kind"], spec["base64"])
-        if spec["kind"] == "theta":
-            theta[spec["name"]] = sketch
+        named[spec["name"]] = sketch
         row = {
             "name": spec["name"],
             "rust_estimate": spec["estimate"],
@@ -114,7 +118,7 @@ def check_json(request):
         row["ok"] = ok
         results.append(row)
     for spec in request.get("set_ops", []):
-        inputs = [theta[name] for name in spec["inputs"]]
+        inputs = [named[name] for name in spec["inputs"]]
         estimate = set_op(spec["op"], inputs, spec.get("lg_k", 12))
         results.append(
             {

@@ -548,6 +548,42 @@ mod tests {
     }
 
     #[test]
+    fn sketch_mode_snapshots_say_so_and_can_carry_the_image() {
+        let mut snap = spec_example();
+        snap.approximate = true;
+        snap.kpis.lifecycle_skipped = true;
+        snap.active_users_sketch = Some(vec![2, 1, 7, 12, 0, 255]);
+        let text = encode(&snap, END);
+        assert!(text.contains(r#"},"distinct":"sketch","kpis":{"#), "{text}");
+        assert!(
+            text.contains(r#"},"sketches":{"active_users":"AgEHDAD/"},"samples":"#),
+            "{text}"
+        );
+        for absent in [
+            "retained_users",
+            "returning_users",
+            "churned_users",
+            "new_users",
+        ] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+        let back = crate::SnapshotRecord::from_json(text.as_bytes()).expect("reads back");
+        let again = back.to_snapshot();
+        assert!(again.approximate && again.kpis.lifecycle_skipped);
+        assert_eq!(again.active_users_sketch, snap.active_users_sketch);
+        // Exact snapshots carry neither.
+        let text = encode(&spec_example(), END);
+        assert!(
+            !text.contains("distinct") && !text.contains("sketches"),
+            "{text}"
+        );
+        let again = crate::SnapshotRecord::from_json(text.as_bytes())
+            .expect("reads back")
+            .to_snapshot();
+        assert!(!again.approximate && !again.kpis.lifecycle_skipped);
+    }
+
+    #[test]
     fn non_finite_floats_are_absent() {
         let mut snap = spec_example();
         snap.kpis.nps = Some(f64::NAN);

@@ -104,6 +104,10 @@ impl Calendar {
         )
     }
 
+    pub fn period(&self) -> CalendarPeriod {
+        self.period
+    }
+
     /// Start (UTC instant) of the local period containing `t`.
     pub fn start_of(&self, t: Millis) -> Millis {
         self.start_zoned(t)

@@ -21,7 +21,7 @@ use crate::sketch::{DistinctSketch, UserHash};
 use crate::sketched::{
     ACTIVE, CalendarSketch, HllRing, Keys, SketchLifecycle, SlidingUnion, ThetaBlocks,
 };
-use crate::time::DAY;
+use crate::time::{DAY, HOUR};
 use crate::users::{Interner, SegUser, UserState};
 use crate::{
     ConfigError, DistinctMode, EngineConfig, Event, EventKind, FeatureKpis, Millis, Snapshot,
@@ -296,15 +296,42 @@ impl Sketches {
                 w.length
             }
         };
-        let mut grains: Vec<(Millis, Millis)> = Vec::new();
+        // Per grain: (grain, span its ring covers, periods of "seen before" kept).
+        let mut grains: Vec<(Millis, Millis, i64)> = Vec::new();
         if config.lifecycle {
             for w in windows.iter().filter(|w| w.sketch) {
                 let g = grain(w);
-                match grains.iter_mut().find(|(gg, _)| *gg == g) {
-                    Some((_, longest)) => *longest = (*longest).max(w.length),
-                    None => grains.push((g, w.length)),
+                match grains.iter_mut().find(|(gg, _, _)| *gg == g) {
+                    Some((_, span, periods)) => {
+                        *span = (*span).max(2 * w.length);
+                        *periods = (*periods).max(w.length / g);
+                    }
+                    None => grains.push((g, 2 * w.length, w.length / g)),
                 }
             }
+        }
+        grains.sort_unstable_by_key(|&(g, _, _)| g);
+        // A grain that is a multiple of a finer one is built from it: the finer ring covers it.
+        let derived: Vec<Option<usize>> = (0..grains.len())
+            .map(|i| (0..i).rev().find(|&j| grains[i].0 % grains[j].0 == 0))
+            .collect();
+        for (i, d) in derived.iter().enumerate() {
+            if let Some(j) = *d {
+                grains[j].1 = grains[j].1.max(grains[i].0);
+            }
+        }
+        // Calendar days take their users from blocks of an hour or a divisor of it, when their
+        // boundaries fall on them (the blocks then cover a 27-hour day).
+        let day_blocks = grains
+            .iter()
+            .rposition(|&(g, _, _)| HOUR % g == 0)
+            .filter(|_| {
+                calendars
+                    .iter()
+                    .any(|c| c.sketch && c.calendar.period() == CalendarPeriod::Day)
+            });
+        if let Some(j) = day_blocks {
+            grains[j].1 = grains[j].1.max(CalendarPeriod::Day.max_length() + HOUR);
         }
         let sketch_windows = windows
             .iter()
@@ -315,7 +342,7 @@ impl Sketches {
                     stick: w
                         .stickiness
                         .map(|_| SlidingUnion::new(DAY / w.slide, lg_k, true)),
-                    blocks: grains.iter().position(|&(g, _)| g == grain(w)),
+                    blocks: grains.iter().position(|&(g, _, _)| g == grain(w)),
                 })
             })
             .collect();
@@ -326,15 +353,24 @@ impl Sketches {
             windows: sketch_windows,
             blocks: grains
                 .iter()
-                .map(|&(g, longest)| ThetaBlocks::new(g, longest, lg_k))
+                .zip(derived)
+                .map(|(&(g, span, periods), derived_from)| {
+                    let mut blocks = ThetaBlocks::new(g, span, periods as usize, lg_k);
+                    blocks.derived_from = derived_from;
+                    blocks
+                })
                 .collect(),
             calendars: calendars
                 .iter()
                 .map(|c| {
                     c.sketch.then(|| {
+                        let blocks = day_blocks
+                            .filter(|_| c.calendar.period() == CalendarPeriod::Day)
+                            .map(|j| (j, grains[j].0));
                         CalendarSketch::new(
                             lg_k,
                             c.n_days.iter().copied().max().unwrap_or(0) as usize,
+                            blocks,
                         )
                     })
                 })
@@ -374,7 +410,10 @@ impl Sketches {
         }
         if e.activity {
             for blocks in &mut self.blocks {
-                blocks.update(e.ts, seg, uh);
+                // A derived grain is built from the finer one; only late events reach it.
+                if late || blocks.derived_from.is_none() {
+                    blocks.update(e.ts, seg, uh);
+                }
             }
         }
     }
@@ -414,6 +453,9 @@ pub struct Engine {
     /// Per segment, its feature keys.
     seg_features: Vec<Vec<u32>>,
     explicit_sessions: HashMap<SessionKey, OpenSession>,
+    /// Without per-user state (every window a sketch window): each user's open gap-based
+    /// sessions per segment, by user hash — one map entry per user, not per segment.
+    hashed_sessions: HashMap<u64, smallvec::SmallVec<[(u32, OpenSession); 3]>>,
     open_sessions: u64,
     timers: Timers,
     dedup: Dedup,
@@ -619,6 +661,7 @@ impl Engine {
             feature_of_key: Vec::new(),
             seg_features: Vec::new(),
             explicit_sessions: HashMap::new(),
+            hashed_sessions: HashMap::new(),
             open_sessions: 0,
             timers: Timers::default(),
             dedup: Dedup::new(config.dedup_horizon),
@@ -933,6 +976,20 @@ impl Engine {
             if let SessionStep::Started { closed: prev } = step {
                 self.on_session_started(u64::from(e.user), seg, 0, e.ts, prev, closed);
             }
+        } else if let (0, Some(uh), false) = (e.sid, &e.uh, self.per_user) {
+            let user = uh.key;
+            let sessions = self.hashed_sessions.entry(user).or_default();
+            let pos = sessions.iter().position(|(s, _)| *s == seg);
+            let mut open = pos.map(|p| sessions[p].1);
+            let step = session::step(&mut open, e.ts, gap, max);
+            let now = open.expect("step leaves a session open");
+            match pos {
+                Some(p) => sessions[p].1 = now,
+                None => sessions.push((seg, now)),
+            }
+            if let SessionStep::Started { closed: prev } = step {
+                self.on_session_started(user, seg, 0, e.ts, prev, closed);
+            }
         } else {
             let user = match (&e.uh, self.per_user) {
                 (Some(uh), false) => uh.key,
@@ -1132,6 +1189,7 @@ impl Engine {
                     }
                 }
                 cs.skip(skipped);
+                cs.begin(cur.start, cur.end);
             }
             // After a quiet stretch, the periods jumped over had no new users: n-day retention
             // still finds the cohorts before them.
@@ -1238,10 +1296,17 @@ impl Engine {
             self.rolled_until = b;
         }
         if let Some(sk) = self.sketches.as_deref_mut() {
-            for blocks in &mut sk.blocks {
-                if b.rem_euclid(blocks.grain) == 0 {
-                    blocks.completed(b);
+            // Finer grains first: a derived block is built from complete finer ones.
+            for i in 0..sk.blocks.len() {
+                if b.rem_euclid(sk.blocks[i].grain) != 0 {
+                    continue;
                 }
+                let (finer, rest) = sk.blocks.split_at_mut(i);
+                let blocks = &mut rest[0];
+                if let Some(j) = blocks.derived_from {
+                    blocks.build(b, &finer[j]);
+                }
+                blocks.completed(b);
             }
         }
         let first = out.len();
@@ -1265,7 +1330,14 @@ impl Engine {
         let gap = self.config.session_gap;
         let key = timer.key;
         let in_state = self.per_user && key.sid == 0;
-        let session = if in_state {
+        let hashed = !self.per_user && key.sid == 0;
+        let session = if hashed {
+            self.hashed_sessions.get(&key.user).and_then(|list| {
+                list.iter()
+                    .find(|(seg, s)| *seg == key.seg && s.start == timer.start)
+                    .map(|(_, s)| *s)
+            })
+        } else if in_state {
             self.user_state[key.user as usize]
                 .segs
                 .iter()
@@ -1288,7 +1360,16 @@ impl Engine {
             self.timers.set(base_pane(close_at, self.base), timer);
             return;
         }
-        if in_state {
+        if hashed {
+            if let hashbrown::hash_map::Entry::Occupied(mut list) =
+                self.hashed_sessions.entry(key.user)
+            {
+                list.get_mut().retain(|(seg, _)| *seg != key.seg);
+                if list.get().is_empty() {
+                    list.remove();
+                }
+            }
+        } else if in_state {
             if let Some(su) = self.user_state[key.user as usize]
                 .segs
                 .iter_mut()
@@ -1572,11 +1653,13 @@ impl Engine {
             .flatten()
             .and_then(|sk| Some((sk, sk.calendars[ci].as_ref()?)));
         let seen = sketch.map(|(_, cs)| cs.seen_before());
+        let currents =
+            sketch.map(|(sk, cs)| cs.current(&sk.blocks, cur.start, cur.end, cal.running.len()));
         for (seg, running) in cal.running.iter().enumerate() {
             if running.agg.events <= 0 {
                 continue;
             }
-            if let (Some((sk, cs)), Some(seen)) = (sketch, &seen) {
+            if let (Some((sk, cs)), Some(seen), Some(current)) = (sketch, &seen, &currents) {
                 let seg32 = seg as u32;
                 let est = |f: u16| cs.estimate(sk.keys.get(seg32, f)).round() as u64;
                 let people = People {
@@ -1586,14 +1669,14 @@ impl Engine {
                     lifecycle: self
                         .config
                         .lifecycle
-                        .then(|| Lifecycle::from(cs.lifecycle(seg, seen))),
+                        .then(|| Lifecycle::from(cs.lifecycle(seg, &current[seg], seen))),
                 };
                 let mut kpis = kpis_of(running, &people, None);
                 if seg == 0 {
                     kpis.n_day_retention = cal
                         .n_days
                         .iter()
-                        .map(|&n| (n, cs.n_back_retention(n)))
+                        .map(|&n| (n, cs.n_back_retention(n, &current[0])))
                         .collect();
                 }
                 let features = self.feature_list(
@@ -1659,10 +1742,13 @@ impl Engine {
                 active_users_sketch: None,
             });
         }
-        if let (Some(seen), Some(sk)) = (seen, self.sketches.as_deref_mut())
+        let next_end = self.calendars[ci].calendar.next_start(cur.end);
+        if let (Some(seen), Some(current), Some(sk)) =
+            (seen, currents, self.sketches.as_deref_mut())
             && let Some(cs) = sk.calendars[ci].as_mut()
         {
-            cs.close(&seen);
+            cs.close(current, &seen);
+            cs.begin(cur.end, next_end);
         }
         // The next instance starts empty; the double range drops the period before this one.
         let cal = &mut self.calendars[ci];

@@ -52,10 +52,18 @@ pub(crate) struct Keys {
     pub of: Vec<(u32, u16)>,
     /// Per segment, its keys.
     pub of_seg: Vec<Vec<u32>>,
+    /// Per segment, its active-users key (`u32::MAX`: none yet): the key of nearly every event.
+    active: Vec<u32>,
 }
 
 impl Keys {
     pub fn id(&mut self, seg: u32, feature: u16) -> u32 {
+        if feature == ACTIVE
+            && let Some(&k) = self.active.get(seg as usize)
+            && k != u32::MAX
+        {
+            return k;
+        }
         if let Some(&k) = self.ids.get(&(seg, feature)) {
             return k;
         }
@@ -66,6 +74,12 @@ impl Keys {
             self.of_seg.resize_with(seg as usize + 1, Vec::new);
         }
         self.of_seg[seg as usize].push(k);
+        if feature == ACTIVE {
+            if self.active.len() <= seg as usize {
+                self.active.resize(seg as usize + 1, u32::MAX);
+            }
+            self.active[seg as usize] = k;
+        }
         k
     }
 
@@ -308,16 +322,25 @@ impl SlidingUnion {
 #[derive(Debug)]
 struct ThetaSlot {
     block: i64,
+    /// Per segment: users added one by one (every event, or only late ones in a derived grain).
     segs: Vec<Option<SetSketch>>,
+    /// Per segment, in a derived grain: the union of the finer blocks, built on completion.
+    built: Vec<Option<CompactSet>>,
 }
 
 /// Theta sketches of active users per (block, segment) for one lifecycle grain, and the users
 /// seen before each recent block boundary.
+///
+/// A grain that is a multiple of a finer one in use is *derived*: its blocks are built from the
+/// finer blocks when they complete (one union per segment), so an event updates one Theta
+/// sketch per segment, not one per grain. Late events update both.
 #[derive(Debug)]
 pub(crate) struct ThetaBlocks {
     pub grain: Millis,
     lg_k: u8,
     slots: Vec<ThetaSlot>,
+    /// Index of the finer grain this one is built from.
+    pub derived_from: Option<usize>,
     /// All users (segment 0) of every completed block.
     ever: SetUnion,
     /// `(boundary, users seen before it)`, newest last.
@@ -326,64 +349,112 @@ pub(crate) struct ThetaBlocks {
 }
 
 impl ThetaBlocks {
-    /// Blocks of `grain` for windows up to `longest`: the ring covers two periods.
-    pub fn new(grain: Millis, longest: Millis, lg_k: u8) -> Self {
-        let periods = (longest / grain) as usize;
+    /// Blocks of `grain` covering `span` (the ring), with "seen before" kept for `periods`
+    /// boundaries back.
+    pub fn new(grain: Millis, span: Millis, periods: usize, lg_k: u8) -> Self {
         ThetaBlocks {
             grain,
             lg_k,
-            slots: (0..2 * periods + 2)
+            slots: (0..(span / grain) as usize + 2)
                 .map(|_| ThetaSlot {
                     block: i64::MIN,
                     segs: Vec::new(),
+                    built: Vec::new(),
                 })
                 .collect(),
+            derived_from: None,
             ever: theta_union(lg_k),
             ever_before: VecDeque::new(),
             keep: periods + 1,
         }
     }
 
-    pub fn update(&mut self, t: Millis, seg: u32, user: &UserHash) {
-        let block = t.div_euclid(self.grain);
+    fn slot_mut(&mut self, block: i64) -> Option<&mut ThetaSlot> {
         let n = self.slots.len() as i64;
         let slot = &mut self.slots[block.rem_euclid(n) as usize];
         if slot.block < block {
             slot.block = block;
             slot.segs.iter_mut().for_each(|s| *s = None);
+            slot.built.iter_mut().for_each(|s| *s = None);
         } else if slot.block > block {
-            return;
+            return None; // Older than anything a window can still see.
         }
+        Some(slot)
+    }
+
+    pub fn update(&mut self, t: Millis, seg: u32, user: &UserHash) {
+        let block = t.div_euclid(self.grain);
+        let lg_k = self.lg_k;
+        let Some(slot) = self.slot_mut(block) else {
+            return;
+        };
         let s = seg as usize;
         if slot.segs.len() <= s {
             slot.segs.resize_with(s + 1, || None);
         }
-        let lg_k = self.lg_k;
         slot.segs[s]
             .get_or_insert_with(|| theta(lg_k))
             .update_hash(user);
     }
 
-    fn get(&self, block: i64, seg: u32) -> Option<&SetSketch> {
-        block_of(&self.slots, block, seg)
+    /// Adds the users of `seg` in block `block` to `union`.
+    fn add_block(&self, block: i64, seg: u32, union: &mut SetUnion) {
+        let slot = &self.slots[block.rem_euclid(self.slots.len() as i64) as usize];
+        if slot.block != block {
+            return;
+        }
+        let s = seg as usize;
+        if let Some(Some(sketch)) = slot.segs.get(s) {
+            union.add(sketch);
+        }
+        if let Some(Some(built)) = slot.built.get(s) {
+            union.add(built);
+        }
     }
 
     /// Users of `seg` in `[from, to)` (block boundaries).
     pub fn union(&self, from: Millis, to: Millis, seg: u32) -> CompactSet {
         let mut union = theta_union(self.lg_k);
         for block in from.div_euclid(self.grain)..to.div_euclid(self.grain) {
-            if let Some(s) = self.get(block, seg) {
-                union.add(s);
-            }
+            self.add_block(block, seg, &mut union);
         }
         union.result()
     }
 
-    /// The block ending at `b` is complete: its users join "seen before".
-    pub fn completed(&mut self, b: Millis) {
-        if let Some(s) = block_of(&self.slots, b.div_euclid(self.grain) - 1, 0) {
-            self.ever.add(s);
+    /// How many segments have a block in `[from, to)` (segment ids below it).
+    fn segments(&self, from: Millis, to: Millis) -> usize {
+        (from.div_euclid(self.grain)..to.div_euclid(self.grain))
+            .map(|block| {
+                let slot = &self.slots[block.rem_euclid(self.slots.len() as i64) as usize];
+                if slot.block == block {
+                    slot.segs.len().max(slot.built.len())
+                } else {
+                    0
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A derived grain: builds the block ending at `b` from the finer blocks of `finer`.
+    pub fn build(&mut self, b: Millis, finer: &ThetaBlocks) {
+        let from = b - self.grain;
+        let built: Vec<Option<CompactSet>> = (0..finer.segments(from, b))
+            .map(|seg| {
+                let u = finer.union(from, b, seg as u32);
+                (!u.is_empty()).then_some(u)
+            })
+            .collect();
+        if let Some(slot) = self.slot_mut(b.div_euclid(self.grain) - 1) {
+            slot.built = built;
         }
+    }
+
+    /// The block ending at `b` is complete (and built): its users join "seen before".
+    pub fn completed(&mut self, b: Millis) {
+        let mut union = std::mem::replace(&mut self.ever, theta_union(self.lg_k));
+        self.add_block(b.div_euclid(self.grain) - 1, 0, &mut union);
+        self.ever = union;
         self.ever_before.push_back((b, self.ever.result()));
         while self.ever_before.len() > self.keep {
             self.ever_before.pop_front();
@@ -409,14 +480,6 @@ impl ThetaBlocks {
     }
 }
 
-fn block_of(slots: &[ThetaSlot], block: i64, seg: u32) -> Option<&SetSketch> {
-    let slot = &slots[block.rem_euclid(slots.len() as i64) as usize];
-    (slot.block == block)
-        .then(|| slot.segs.get(seg as usize))
-        .flatten()
-        .and_then(Option::as_ref)
-}
-
 /// Lifecycle estimates of one (instance, segment).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SketchLifecycle {
@@ -439,9 +502,15 @@ impl SketchLifecycle {
 #[derive(Debug)]
 pub(crate) struct CalendarSketch {
     lg_k: u8,
+    /// Theta blocks (index, grain) whose union gives an instance's active users when its
+    /// boundaries fall on block boundaries (then no Theta sketch of its own is updated).
+    pub blocks: Option<(usize, Millis)>,
+    /// Whether the current instance takes its active users from `blocks`.
+    from_blocks: bool,
     /// Per key: users of the current instance.
     pub cur_hll: Vec<Option<DistinctSketch>>,
-    /// Per segment: active users of the current and the previous instance.
+    /// Per segment: active users of the current instance (unless `from_blocks`) and of the
+    /// previous one.
     cur: Vec<Option<SetSketch>>,
     prev: Vec<Option<CompactSet>>,
     /// All users of the closed instances.
@@ -452,9 +521,11 @@ pub(crate) struct CalendarSketch {
 }
 
 impl CalendarSketch {
-    pub fn new(lg_k: u8, keep: usize) -> Self {
+    pub fn new(lg_k: u8, keep: usize, blocks: Option<(usize, Millis)>) -> Self {
         CalendarSketch {
             lg_k,
+            blocks,
+            from_blocks: false,
             cur_hll: Vec::new(),
             cur: Vec::new(),
             prev: Vec::new(),
@@ -462,6 +533,13 @@ impl CalendarSketch {
             first: VecDeque::new(),
             keep,
         }
+    }
+
+    /// A new instance `[start, end)` begins.
+    pub fn begin(&mut self, start: Millis, end: Millis) {
+        self.from_blocks = self
+            .blocks
+            .is_some_and(|(_, g)| start.rem_euclid(g) == 0 && end.rem_euclid(g) == 0);
     }
 
     pub fn update(&mut self, key: u32, seg: u32, active: bool, user: &UserHash) {
@@ -473,7 +551,7 @@ impl CalendarSketch {
         self.cur_hll[k]
             .get_or_insert_with(|| hll(lg_k))
             .update_hash(user);
-        if active {
+        if active && !self.from_blocks {
             let s = seg as usize;
             if self.cur.len() <= s {
                 self.cur.resize_with(s + 1, || None);
@@ -497,12 +575,25 @@ impl CalendarSketch {
             .unwrap_or_else(|| hll(self.lg_k))
     }
 
-    fn current(&self, seg: usize) -> CompactSet {
-        self.cur
-            .get(seg)
-            .and_then(Option::as_ref)
-            .map(SetSketch::compact)
-            .unwrap_or_default()
+    /// Per segment (`segments` of them): the active users of the instance `[start, end)`.
+    pub fn current(
+        &self,
+        blocks: &[ThetaBlocks],
+        start: Millis,
+        end: Millis,
+        segments: usize,
+    ) -> Vec<CompactSet> {
+        (0..segments)
+            .map(|seg| match self.blocks {
+                Some((b, _)) if self.from_blocks => blocks[b].union(start, end, seg as u32),
+                _ => self
+                    .cur
+                    .get(seg)
+                    .and_then(Option::as_ref)
+                    .map(SetSketch::compact)
+                    .unwrap_or_default(),
+            })
+            .collect()
     }
 
     /// Users seen in closed instances (before the current one).
@@ -510,40 +601,48 @@ impl CalendarSketch {
         self.ever.result()
     }
 
-    /// Lifecycle of segment `seg` in the current instance (`seen`: [`seen_before`](Self::seen_before)).
-    pub fn lifecycle(&self, seg: usize, seen: &CompactSet) -> SketchLifecycle {
-        let current = self.current(seg);
+    /// Lifecycle of segment `seg`, whose active users are `current` (`seen`:
+    /// [`seen_before`](Self::seen_before)).
+    pub fn lifecycle(
+        &self,
+        seg: usize,
+        current: &CompactSet,
+        seen: &CompactSet,
+    ) -> SketchLifecycle {
         let previous = self
             .prev
             .get(seg)
             .and_then(Option::as_ref)
             .cloned()
             .unwrap_or_default();
-        let new = a_not_b_estimate(&current, seen);
-        SketchLifecycle::of(overlap(&previous, &current), new)
+        let new = a_not_b_estimate(current, seen);
+        SketchLifecycle::of(overlap(&previous, current), new)
     }
 
-    /// Of the users first seen `n` instances before the current one, the share active in it.
-    pub fn n_back_retention(&self, n: u32) -> Option<f64> {
+    /// Of the users first seen `n` instances before the current one (whose users are `all`),
+    /// the share active in it.
+    pub fn n_back_retention(&self, n: u32, all: &CompactSet) -> Option<f64> {
         let cohort = self.first.len().checked_sub(n as usize)?;
-        overlap(&self.first[cohort], &self.current(0)).retention_ratio()
+        overlap(&self.first[cohort], all).retention_ratio()
     }
 
-    /// The current instance closed (`seen`: users seen before it); the next one starts empty.
-    pub fn close(&mut self, seen: &CompactSet) {
-        let all = self.current(0);
-        if self.keep > 0 {
-            self.first.push_back(a_not_b(&all, seen));
-            while self.first.len() > self.keep {
-                self.first.pop_front();
+    /// The current instance closed (`current`: its users per segment; `seen`: users seen
+    /// before it); the next one starts empty.
+    pub fn close(&mut self, current: Vec<CompactSet>, seen: &CompactSet) {
+        if let Some(all) = current.first() {
+            if self.keep > 0 {
+                self.first.push_back(a_not_b(all, seen));
+                while self.first.len() > self.keep {
+                    self.first.pop_front();
+                }
             }
+            self.ever.add(all);
         }
-        self.ever.add(&all);
-        self.prev = self
-            .cur
-            .drain(..)
-            .map(|s| s.map(|s| s.into_compact()))
+        self.prev = current
+            .into_iter()
+            .map(|s| (!s.is_empty()).then_some(s))
             .collect();
+        self.cur.clear();
         self.cur_hll.clear();
     }
 

@@ -265,3 +265,83 @@ fn script_command_line_checks_one_image() {
         .expect("python runs");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Sketch-mode snapshots with `sketch.include_in_snapshots` carry the HLL image of their active
+/// users: Python reads it and gets the estimate behind the snapshot's `active_users`, and a
+/// union of the images of two segments counts their users once.
+#[test]
+fn python_datasketches_reads_the_images_in_sketch_mode_snapshots() {
+    use std::borrow::Cow;
+
+    use engauge_core::time::{DAY, HOUR};
+    use engauge_core::{
+        DistinctMode, Engine, EngineConfig, Event, EventKind, Replay, SegmentsConfig, WindowSpec,
+    };
+
+    let mut config = EngineConfig {
+        windows: vec![WindowSpec::new("1d", DAY, DAY)],
+        distinct: DistinctMode::Sketch,
+        segments: SegmentsConfig {
+            dimensions: vec!["plan".into()],
+            sets: vec![vec![], vec!["plan".into()]],
+            max_values: 20,
+        },
+        ..EngineConfig::default()
+    };
+    config.sketch.include_in_snapshots = true;
+    let mut replay = Replay::new(Engine::new(config).expect("valid config"));
+    let start = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    let mut out = Vec::new();
+    for i in 0..40_000u64 {
+        let (id, user) = (format!("e{i}"), format!("user-{}", i % 30_000));
+        let plan = if i % 2 == 0 { "free" } else { "pro" };
+        let event = Event {
+            id: Cow::Borrowed(&id),
+            event_type: Cow::Borrowed("page_view"),
+            user_id: Cow::Borrowed(&user),
+            ts: start + (i as i64) * (DAY - HOUR) / 40_000,
+            session_id: None,
+            attrs: [(Cow::Borrowed("plan"), Cow::Borrowed(plan))]
+                .into_iter()
+                .collect(),
+            kind: EventKind::Plain,
+        };
+        replay.push(&event, &mut out);
+    }
+    replay.advance_to(start + 2 * DAY, &mut out);
+    assert_eq!(out.len(), 3, "{out:?}");
+    let mut sketches = Vec::new();
+    for s in &out {
+        let image = s.active_users_sketch.as_ref().expect("an image");
+        let estimate = DistinctSketch::deserialize(image).unwrap().estimate();
+        assert_eq!(estimate.round() as u64, s.kpis.active_users);
+        sketches.push(json!({
+            "name": s.key(),
+            "kind": "hll",
+            "base64": STANDARD.encode(image),
+            "estimate": estimate,
+            "lg_k": DEFAULT_LG_K,
+        }));
+    }
+    // Every user is in both plans (user-k has events with even and odd i): the union of the two
+    // plan images is the all-users count, not their sum.
+    let all = out[0].kpis.active_users as f64;
+    assert!((all / 30_000.0 - 1.0).abs() < 3.0 * sketch::hll_rse(DEFAULT_LG_K));
+    let image = |i: usize| {
+        DistinctSketch::deserialize(out[i].active_users_sketch.as_ref().expect("an image"))
+            .expect("valid image")
+    };
+    let union = DistinctSketch::union_of(DEFAULT_LG_K, [&image(1), &image(2)])
+        .expect("lg_k")
+        .estimate();
+    let report = run_script(&json!({
+        "sketches": sketches,
+        "set_ops": [{
+            "name": "plans_union",
+            "op": "hll_union",
+            "inputs": ["1d|plan=free", "1d|plan=pro"],
+            "estimate": union,
+        }],
+    }));
+    assert_eq!(report["results"].as_array().expect("results").len(), 4);
+}

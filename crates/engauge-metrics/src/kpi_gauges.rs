@@ -750,6 +750,33 @@ mod tests {
     }
 
     #[test]
+    fn skipped_lifecycle_kpis_keep_their_last_value() {
+        let gauges = KpiGauges::new().unwrap();
+        // A skipped instance before any computed one exports no lifecycle series.
+        let mut first = snapshot("7d", 3_600_000, &[], 100);
+        first.kpis.lifecycle_skipped = true;
+        gauges.replace_window("7d", &[first]);
+        let text = render(&gauges);
+        assert!(!text.contains("engauge_kpi_retained_users{"), "{text}");
+        let mut computed = snapshot("7d", 86_400_000, &[], 120);
+        computed.kpis.retained_users = 40;
+        computed.kpis.churned_users = 10;
+        computed.kpis.retention_ratio = Some(0.8);
+        gauges.replace_window("7d", &[computed]);
+        let mut skipped = snapshot("7d", 90_000_000, &[], 130);
+        skipped.kpis.lifecycle_skipped = true;
+        gauges.replace_window("7d", &[skipped]);
+        let lines = samples(&gauges);
+        assert!(has(&lines, r#"engauge_kpi_active_users{window="7d"} 130"#));
+        assert!(has(&lines, r#"engauge_kpi_retained_users{window="7d"} 40"#));
+        assert!(has(&lines, r#"engauge_kpi_churned_users{window="7d"} 10"#));
+        assert!(has(
+            &lines,
+            r#"engauge_kpi_retention_ratio{window="7d"} 0.8"#
+        ));
+    }
+
+    #[test]
     fn absent_values_are_not_exported() {
         let gauges = KpiGauges::new().unwrap();
         gauges.replace_window("1h", &[snapshot("1h", 1000, &[], 0)]);

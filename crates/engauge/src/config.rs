@@ -748,4 +748,31 @@ mod tests {
         assert_eq!(config.engine.clv.period, 7 * engauge_core::time::DAY);
         assert_eq!(config.engine.clv.gross_margin, 0.7);
     }
+
+    #[test]
+    fn distinct_mode_globally_and_per_window() {
+        use engauge_core::DistinctMode;
+        let err = |toml: &str| {
+            let table: toml::Table = toml.parse().expect("toml");
+            format!("{:#}", Config::from_table(table).expect_err("invalid"))
+        };
+        let table: toml::Table = concat!(
+            "distinct = \"sketch\"\n[sketch]\nlg_k = 13\n[snapshot]\ninclude_sketches = true\n",
+            "[[windows]]\nname = \"1h\"\nlength = \"1h\"\nslide = \"1m\"\ndistinct = \"exact\"\n",
+            "[[windows]]\nname = \"30d\"\nlength = \"30d\"\nslide = \"1h\"\n",
+        )
+        .parse()
+        .expect("toml");
+        let config = Config::from_table(table).expect("valid");
+        assert_eq!(config.engine.distinct, DistinctMode::Sketch);
+        assert_eq!(config.engine.sketch.lg_k, 13);
+        assert!(config.engine.sketch.include_in_snapshots);
+        assert_eq!(config.engine.windows[0].distinct, Some(DistinctMode::Exact));
+        assert_eq!(config.engine.windows[1].distinct, None);
+        assert_eq!(Config::default().engine.distinct, DistinctMode::Exact);
+        assert!(err("distinct = \"approximate\"").contains("exact or sketch"));
+        assert!(err("[sketch]\nlg_k = 30").contains("sketch.lg_k"));
+        let e = err("[[windows]]\nname = \"d\"\nlength = \"1d\"\nslide = \"1h\"\ndistinct = \"x\"");
+        assert!(e.contains("windows[0].distinct"), "{e}");
+    }
 }
