@@ -400,11 +400,12 @@ impl Sketches {
                 }
             }
             for (cal, cs) in calendars.iter().zip(&mut self.calendars) {
-                if let (Some(cs), Some(cur)) = (cs, cal.cur)
-                    && e.ts >= cur.start
-                    && e.ts < cur.end
-                {
-                    cs.update(key, seg, feature == ACTIVE, uh);
+                if let (Some(cs), Some(cur)) = (cs, cal.cur) {
+                    if e.ts >= cur.start && e.ts < cur.end {
+                        cs.update(key, seg, feature == ACTIVE, uh);
+                    } else if e.ts < cur.start && feature == ACTIVE {
+                        cs.seen_late(seg, e.ts, cur.prev_start, uh);
+                    }
                 }
             }
         }
@@ -1180,15 +1181,15 @@ impl Engine {
                 .as_deref_mut()
                 .and_then(|sk| sk.calendars[ci].as_mut())
             {
-                let mut skipped = 0;
+                let mut skipped = Vec::new();
                 if let Some(old) = cal.cur {
                     let mut start = old.start;
                     while start < cur.start {
-                        skipped += 1;
+                        skipped.push(start);
                         start = cal.calendar.next_start(start);
                     }
                 }
-                cs.skip(skipped);
+                cs.skip(&skipped);
                 cs.begin(cur.start, cur.end);
             }
             // After a quiet stretch, the periods jumped over had no new users: n-day retention
@@ -1747,7 +1748,7 @@ impl Engine {
             (seen, currents, self.sketches.as_deref_mut())
             && let Some(cs) = sk.calendars[ci].as_mut()
         {
-            cs.close(current, &seen);
+            cs.close(cur.start, current, &seen);
             cs.begin(cur.end, next_end);
         }
         // The next instance starts empty; the double range drops the period before this one.

@@ -232,18 +232,20 @@ impl SlidingUnion {
                 if self.only_active && keys.of[k].1 != ACTIVE {
                     continue;
                 }
+                // Suffix unions from the newest pane back; none before the key's newest pane.
                 let mut union: Option<DistinctUnion> = None;
-                let mut built = vec![None; self.n as usize];
                 for p in (start..end).rev() {
                     if let Some(Some(sketch)) = ring.pane(p).get(k) {
                         union
                             .get_or_insert_with(|| hll_union(self.lg_k))
                             .add(sketch);
                     }
-                    built[(p - start) as usize] = union.as_ref().map(DistinctUnion::to_sketch);
-                }
-                if union.is_some() {
-                    *suffixes = built;
+                    if let Some(u) = &union {
+                        if suffixes.is_empty() {
+                            suffixes.resize_with(self.n as usize, || None);
+                        }
+                        suffixes[(p - start) as usize] = Some(u.to_sketch());
+                    }
                 }
             }
             self.front_start = start;
@@ -346,6 +348,12 @@ pub(crate) struct ThetaBlocks {
     /// `(boundary, users seen before it)`, newest last.
     ever_before: VecDeque<(Millis, CompactSet)>,
     keep: usize,
+    /// Blocks completed so far, and the end of the last one.
+    completions: u64,
+    completed_until: Millis,
+    /// Users of late events in blocks already completed: `(block end, completions when the set
+    /// was started, users)`. Snapshots in `ever_before` taken before they arrived lack them.
+    late: Vec<(Millis, u64, SetSketch)>,
 }
 
 impl ThetaBlocks {
@@ -366,6 +374,9 @@ impl ThetaBlocks {
             ever: theta_union(lg_k),
             ever_before: VecDeque::new(),
             keep: periods + 1,
+            completions: 0,
+            completed_until: Millis::MIN,
+            late: Vec::new(),
         }
     }
 
@@ -395,6 +406,19 @@ impl ThetaBlocks {
         slot.segs[s]
             .get_or_insert_with(|| theta(lg_k))
             .update_hash(user);
+        let end = (block + 1) * self.grain;
+        if seg == 0 && end <= self.completed_until {
+            // Too late for the "seen before" snapshots already taken.
+            let at = self.completions;
+            let pos = match self.late.iter().position(|(e, a, _)| *e == end && *a == at) {
+                Some(p) => p,
+                None => {
+                    self.late.push((end, at, theta(lg_k)));
+                    self.late.len() - 1
+                }
+            };
+            self.late[pos].2.update_hash(user);
+        }
     }
 
     /// Adds the users of `seg` in block `block` to `union`.
@@ -454,7 +478,14 @@ impl ThetaBlocks {
     pub fn completed(&mut self, b: Millis) {
         let mut union = std::mem::replace(&mut self.ever, theta_union(self.lg_k));
         self.add_block(b.div_euclid(self.grain) - 1, 0, &mut union);
+        for (_, _, users) in &self.late {
+            union.add(users);
+        }
         self.ever = union;
+        self.completions += 1;
+        self.completed_until = self.completed_until.max(b);
+        let (done, keep) = (self.completions, self.keep as u64);
+        self.late.retain(|&(_, at, _)| done - at <= keep);
         self.ever_before.push_back((b, self.ever.result()));
         while self.ever_before.len() > self.keep {
             self.ever_before.pop_front();
@@ -463,12 +494,23 @@ impl ThetaBlocks {
 
     /// Users seen before `t` (as of the latest boundary at or before it); empty before any.
     pub fn seen_before(&self, t: Millis) -> CompactSet {
-        self.ever_before
+        let base = self
+            .ever_before
             .iter()
             .rev()
             .find(|(b, _)| *b <= t)
             .map(|(_, s)| s.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let mut late = self.late.iter().filter(|(end, _, _)| *end <= t).peekable();
+        if late.peek().is_none() {
+            return base;
+        }
+        let mut union = theta_union(self.lg_k);
+        union.add(&base);
+        for (_, _, users) in late {
+            union.add(users);
+        }
+        union.result()
     }
 
     /// Lifecycle of segment `seg` for the instance `[end − length, end)`.
@@ -513,10 +555,12 @@ pub(crate) struct CalendarSketch {
     /// previous one.
     cur: Vec<Option<SetSketch>>,
     prev: Vec<Option<CompactSet>>,
+    /// Per segment: users of late events in the previous instance, after it closed.
+    prev_late: Vec<Option<SetSketch>>,
     /// All users of the closed instances.
     ever: SetUnion,
-    /// Users first seen in each of the last closed instances, newest last.
-    first: VecDeque<CompactSet>,
+    /// Per closed instance (newest last): its start and the users first seen in it.
+    first: VecDeque<(Millis, CompactSet)>,
     keep: usize,
 }
 
@@ -529,6 +573,7 @@ impl CalendarSketch {
             cur_hll: Vec::new(),
             cur: Vec::new(),
             prev: Vec::new(),
+            prev_late: Vec::new(),
             ever: theta_union(lg_k),
             first: VecDeque::new(),
             keep,
@@ -596,6 +641,36 @@ impl CalendarSketch {
             .collect()
     }
 
+    /// An activity event of segment `seg` at `t`, in an instance already closed (the previous
+    /// one starts at `prev_start`): it joins the previous period of lifecycle KPIs, "seen
+    /// before", and — when the user had not been seen — the n-day cohort of its day.
+    pub fn seen_late(&mut self, seg: u32, t: Millis, prev_start: Millis, user: &UserHash) {
+        let lg_k = self.lg_k;
+        if t >= prev_start {
+            let s = seg as usize;
+            if self.prev_late.len() <= s {
+                self.prev_late.resize_with(s + 1, || None);
+            }
+            self.prev_late[s]
+                .get_or_insert_with(|| theta(lg_k))
+                .update_hash(user);
+        }
+        if seg != 0 {
+            return;
+        }
+        let mut one = theta(lg_k);
+        one.update_hash(user);
+        if let Some(pos) = self.first.iter().rposition(|(start, _)| *start <= t)
+            && a_not_b_estimate(&one, &self.ever.result()) > 0.0
+        {
+            let mut union = theta_union(lg_k);
+            union.add(&self.first[pos].1);
+            union.add(&one);
+            self.first[pos].1 = union.result();
+        }
+        self.ever.add(&one);
+    }
+
     /// Users seen in closed instances (before the current one).
     pub fn seen_before(&self) -> CompactSet {
         self.ever.result()
@@ -609,12 +684,18 @@ impl CalendarSketch {
         current: &CompactSet,
         seen: &CompactSet,
     ) -> SketchLifecycle {
-        let previous = self
+        let mut previous = self
             .prev
             .get(seg)
             .and_then(Option::as_ref)
             .cloned()
             .unwrap_or_default();
+        if let Some(Some(late)) = self.prev_late.get(seg) {
+            let mut union = theta_union(self.lg_k);
+            union.add(&previous);
+            union.add(late);
+            previous = union.result();
+        }
         let new = a_not_b_estimate(current, seen);
         SketchLifecycle::of(overlap(&previous, current), new)
     }
@@ -623,15 +704,15 @@ impl CalendarSketch {
     /// the share active in it.
     pub fn n_back_retention(&self, n: u32, all: &CompactSet) -> Option<f64> {
         let cohort = self.first.len().checked_sub(n as usize)?;
-        overlap(&self.first[cohort], all).retention_ratio()
+        overlap(&self.first[cohort].1, all).retention_ratio()
     }
 
     /// The current instance closed (`current`: its users per segment; `seen`: users seen
     /// before it); the next one starts empty.
-    pub fn close(&mut self, current: Vec<CompactSet>, seen: &CompactSet) {
+    pub fn close(&mut self, start: Millis, current: Vec<CompactSet>, seen: &CompactSet) {
         if let Some(all) = current.first() {
             if self.keep > 0 {
-                self.first.push_back(a_not_b(all, seen));
+                self.first.push_back((start, a_not_b(all, seen)));
                 while self.first.len() > self.keep {
                     self.first.pop_front();
                 }
@@ -642,20 +723,23 @@ impl CalendarSketch {
             .into_iter()
             .map(|s| (!s.is_empty()).then_some(s))
             .collect();
+        self.prev_late.clear();
         self.cur.clear();
         self.cur_hll.clear();
     }
 
-    /// Instances went by with no event (a quiet stretch): `skipped` of them, then the new one.
-    pub fn skip(&mut self, skipped: usize) {
-        if skipped == 0 {
+    /// Instances went by with no event (a quiet stretch): those starting at `skipped`, then
+    /// the new one.
+    pub fn skip(&mut self, skipped: &[Millis]) {
+        if skipped.is_empty() {
             return;
         }
         self.cur.clear();
         self.cur_hll.clear();
         self.prev.clear();
-        for _ in 0..skipped.min(self.keep) {
-            self.first.push_back(CompactSet::default());
+        self.prev_late.clear();
+        for &start in skipped {
+            self.first.push_back((start, CompactSet::default()));
         }
         while self.first.len() > self.keep {
             self.first.pop_front();

@@ -394,3 +394,126 @@ fn snapshots_carry_the_active_users_sketch_on_request() {
         assert_eq!(s.active_users_sketch.is_some(), s.window == "1d");
     }
 }
+
+/// With few users the sketches hold every user (HLL keeps exact coupons below k/8 users, Theta
+/// is exact below k), so sketch mode must give exactly the distinct counts of exact mode —
+/// through late events, a quiet stretch of 74 days (longer than the 60-day horizon, so the
+/// engine jumps it) and the spring DST change of a calendar day
+/// that takes its users from hourly blocks (Europe/Berlin) and one that keeps its own (UTC week).
+#[test]
+fn with_few_users_sketch_mode_equals_exact_mode_through_late_events_gaps_and_dst() {
+    let mut rng = Rng(9);
+    let start = 1_774_483_200_000; // 2026-03-26T00:00:00Z; Berlin springs forward on 03-29
+    let mut stream: Vec<(i64, u64, u8)> = Vec::new();
+    for day in (0..6).chain(80..83) {
+        let day_start = start + day * DAY;
+        // Users 0..150 arrive in order (small jitter within the lateness).
+        for _ in 0..600 {
+            let ts = day_start + rng.below(DAY as u64) as i64;
+            stream.push((ts, rng.below(150), rng.below(20) as u8));
+        }
+        // Users 150..200 have at most one event a day, which arrives 20–60 minutes late.
+        for u in 150..200 {
+            if rng.below(2) == 0 {
+                let ts = day_start + rng.below(DAY as u64 - 2 * HOUR as u64) as i64;
+                let delay = (20 + rng.below(40) as i64) * MINUTE;
+                stream.push((ts + delay, u, 100)); // arrival time sorts it; 100 marks "late"
+            }
+        }
+    }
+    stream.sort_unstable_by_key(|&(arrival, _, _)| arrival);
+    let run_mode = |distinct: DistinctMode| {
+        let mut windows = WindowSpec::defaults();
+        windows.push(WindowSpec::calendar(
+            "day",
+            CalendarSpec::new(CalendarPeriod::Day, "Europe/Berlin"),
+        ));
+        windows.push(WindowSpec::calendar(
+            "week",
+            CalendarSpec::new(CalendarPeriod::Week, "UTC"),
+        ));
+        let config = EngineConfig {
+            windows,
+            distinct,
+            n_day_retention: vec![1, 2],
+            ..EngineConfig::default()
+        };
+        let mut replay = Replay::new(Engine::new(config).expect("valid config"));
+        let mut out = Vec::new();
+        let mut late = 0;
+        for (i, &(arrival, u, kind)) in stream.iter().enumerate() {
+            let (id, user) = (format!("e{i}"), format!("user-{u}"));
+            let ts = if kind == 100 {
+                // Event time before its arrival.
+                arrival - (20 + (u % 40) as i64) * MINUTE
+            } else {
+                arrival
+            };
+            let kind = match kind {
+                0 => EventKind::Purchase { amount: 3.0 },
+                1 => EventKind::FeatureUsed {
+                    feature: Cow::Borrowed(FEATURES[(u % 3) as usize]),
+                },
+                2 => EventKind::SubscriptionCancelled,
+                _ => EventKind::Plain,
+            };
+            let mut e = event(&id, &user, ts, kind);
+            e.attrs = [(
+                Cow::Borrowed("plan"),
+                Cow::Borrowed(PLANS[(u % 3) as usize]),
+            )]
+            .into_iter()
+            .collect();
+            if replay.push(&e, &mut out) == engauge_core::Ingested::Late {
+                late += 1;
+            }
+        }
+        replay.advance_to(start + 120 * DAY, &mut out);
+        (out, late)
+    };
+    let (exact, late_exact) = run_mode(DistinctMode::Exact);
+    let (sketch, late_sketch) = run_mode(DistinctMode::Sketch);
+    assert_eq!(late_exact, late_sketch);
+    assert!(late_exact > 50, "{late_exact} late events");
+    assert_eq!(exact.len(), sketch.len());
+    let mut lifecycle_checked = 0;
+    for (e, s) in exact.iter().zip(&sketch) {
+        let key = (&e.window, e.key(), e.end);
+        assert_eq!(key, (&s.window, s.key(), s.end));
+        let (ek, sk) = (&e.kpis, &s.kpis);
+        assert_eq!(
+            (
+                ek.active_users,
+                ek.paying_users,
+                ek.cancelled_users,
+                ek.sessions
+            ),
+            (
+                sk.active_users,
+                sk.paying_users,
+                sk.cancelled_users,
+                sk.sessions
+            ),
+            "{key:?}"
+        );
+        assert_eq!(e.features, s.features, "{key:?}");
+        assert_eq!(ek.stickiness_ratio, sk.stickiness_ratio, "{key:?}");
+        if !sk.lifecycle_skipped {
+            lifecycle_checked += 1;
+            assert_eq!(
+                (ek.retained_users, ek.churned_users, ek.new_users),
+                (sk.retained_users, sk.churned_users, sk.new_users),
+                "{key:?}"
+            );
+            assert_eq!(ek.retention_ratio, sk.retention_ratio, "{key:?}");
+            assert_eq!(ek.n_day_retention, sk.n_day_retention, "{key:?}");
+        }
+    }
+    assert!(lifecycle_checked > 100, "{lifecycle_checked}");
+    // The DST day is 23 hours long in both modes.
+    let dst = sketch
+        .iter()
+        .find(|s| s.window == "day" && s.utc_offsets == Some((3600, 7200)))
+        .expect("the DST day closes");
+    assert_eq!(dst.end - dst.start, 23 * HOUR);
+}
