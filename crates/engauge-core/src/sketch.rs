@@ -234,6 +234,13 @@ impl DistinctSketch {
         self.inner.estimate()
     }
 
+    /// The estimate that depends only on the registers, not on the order users arrived in
+    /// (composite estimator, RSE [`hll_rse`]): what the engine publishes, so that the same
+    /// events give the same KPIs however Kafka interleaves partitions.
+    pub fn composite_estimate(&self) -> f64 {
+        self.inner.composite_estimate()
+    }
+
     /// `(lower, upper)` bounds at `sigmas` standard deviations (1, 2 or 3; clamped).
     pub fn bounds(&self, sigmas: u8) -> (f64, f64) {
         let n = num_std_dev(sigmas);
@@ -308,6 +315,11 @@ impl DistinctUnion {
 
     pub fn estimate(&self) -> f64 {
         self.inner.estimate()
+    }
+
+    /// See [`DistinctSketch::composite_estimate`].
+    pub fn composite_estimate(&self) -> f64 {
+        self.inner.composite_estimate()
     }
 
     pub fn is_empty(&self) -> bool {

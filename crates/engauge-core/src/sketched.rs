@@ -296,12 +296,12 @@ impl SlidingUnion {
     pub fn estimate(&self, key: u32) -> f64 {
         match self.parts(key) {
             (None, None) => 0.0,
-            (Some(f), None) => f.estimate(),
-            (None, Some(b)) => b.estimate(),
+            (Some(f), None) => f.composite_estimate(),
+            (None, Some(b)) => b.composite_estimate(),
             (Some(f), Some(b)) => {
                 let mut u = b.clone();
                 u.add(f);
-                u.estimate()
+                u.composite_estimate()
             }
         }
     }
@@ -610,7 +610,7 @@ impl CalendarSketch {
     pub fn estimate(&self, key: Option<u32>) -> f64 {
         key.and_then(|k| self.cur_hll.get(k as usize))
             .and_then(Option::as_ref)
-            .map_or(0.0, DistinctSketch::estimate)
+            .map_or(0.0, DistinctSketch::composite_estimate)
     }
 
     pub fn sketch(&self, key: Option<u32>) -> DistinctSketch {

@@ -378,7 +378,10 @@ fn snapshots_carry_the_active_users_sketch_on_request() {
     for s in &snaps {
         let image = s.active_users_sketch.as_ref().expect("an image");
         let sketch = DistinctSketch::deserialize(image).expect("a valid HLL image");
-        assert_eq!(sketch.estimate().round() as u64, s.kpis.active_users);
+        assert_eq!(
+            sketch.composite_estimate().round() as u64,
+            s.kpis.active_users
+        );
     }
     // Exact windows in the same engine carry none.
     let mut config = sketch_config(vec![WindowSpec::new("1d", DAY, HOUR), {
