@@ -80,14 +80,16 @@ struct Pending {
     mark: Mark,
     /// Hash of `session_id`, 0 when absent.
     sid: u64,
-    /// The user id hashed for sketches (sketch windows only).
-    uh: Option<UserHash>,
 }
 
 #[derive(Debug, Default)]
 struct PaneBuffer {
     events: Vec<Pending>,
+    /// Segment ids, `set_count` per event in arrival order (`segs_at` points in).
     segs: Vec<u32>,
+    /// With sketch windows: the user hash of each event in arrival order (index
+    /// `segs_at / set_count`), kept out of `Pending` so exact mode sorts smaller entries.
+    hashes: Vec<UserHash>,
 }
 
 #[derive(Debug)]
@@ -379,8 +381,14 @@ impl Sketches {
     }
 
     /// Counts a sealed event of segment `seg` (`late`: windows may have summed its pane).
-    fn apply(&mut self, calendars: &[CalendarState], seg: u32, e: &Pending, late: bool) {
-        let Some(uh) = &e.uh else { return };
+    fn apply(
+        &mut self,
+        calendars: &[CalendarState],
+        seg: u32,
+        e: &Pending,
+        uh: &UserHash,
+        late: bool,
+    ) {
         let active = e.activity.then_some(ACTIVE);
         let feature = (e.feature != NO_FEATURE).then_some(e.feature);
         for feature in active.into_iter().chain(feature) {
@@ -787,7 +795,6 @@ impl Engine {
                 Some(sid) => self.session_hasher.hash_one(sid.as_ref()).max(1),
                 None => 0,
             },
-            uh,
         };
         self.stats.accepted += 1;
         if late {
@@ -798,7 +805,7 @@ impl Engine {
             let mut segs = std::mem::take(&mut self.scratch_segs);
             segs.clear();
             self.segmenter.map(event, &mut segs);
-            self.apply(&pending, &segs, true);
+            self.apply(&pending, &segs, uh.as_ref(), true);
             self.scratch_segs = segs;
         } else {
             let spare = &mut self.spare_buffers;
@@ -808,6 +815,9 @@ impl Engine {
                 .or_insert_with(|| spare.pop().unwrap_or_default());
             let segs_at = buffer.segs.len() as u32;
             self.segmenter.map(event, &mut buffer.segs);
+            if let Some(uh) = uh {
+                buffer.hashes.push(uh);
+            }
             buffer.events.push(Pending { segs_at, ..pending });
             self.pending_events += 1;
         }
@@ -845,7 +855,7 @@ impl Engine {
     }
 
     /// Applies a sealed event to panes, last-seen counts, sketches and (unless late) sessions.
-    fn apply(&mut self, e: &Pending, segs: &[u32], late: bool) {
+    fn apply(&mut self, e: &Pending, segs: &[u32], uh: Option<&UserHash>, late: bool) {
         let bp = base_pane(e.ts, self.base);
         let mut closed: smallvec::SmallVec<[(u32, OpenSession); 2]> = smallvec::SmallVec::new();
         for &seg in segs {
@@ -854,10 +864,10 @@ impl Engine {
                 self.track_user(e, seg, bp);
             }
             if e.activity && !late {
-                self.session_event(e, seg, &mut closed);
+                self.session_event(e, seg, uh, &mut closed);
             }
-            if let Some(sk) = self.sketches.as_deref_mut() {
-                sk.apply(&self.calendars, seg, e, late);
+            if let (Some(sk), Some(uh)) = (self.sketches.as_deref_mut(), uh) {
+                sk.apply(&self.calendars, seg, e, uh, late);
             }
         }
         for (seg, s) in closed {
@@ -954,6 +964,7 @@ impl Engine {
         &mut self,
         e: &Pending,
         seg: u32,
+        uh: Option<&UserHash>,
         closed: &mut smallvec::SmallVec<[(u32, OpenSession); 2]>,
     ) {
         let gap = self.config.session_gap;
@@ -977,7 +988,7 @@ impl Engine {
             if let SessionStep::Started { closed: prev } = step {
                 self.on_session_started(u64::from(e.user), seg, 0, e.ts, prev, closed);
             }
-        } else if let (0, Some(uh), false) = (e.sid, &e.uh, self.per_user) {
+        } else if let (0, Some(uh), false) = (e.sid, uh, self.per_user) {
             let user = uh.key;
             let sessions = self.hashed_sessions.entry(user).or_default();
             let pos = sessions.iter().position(|(s, _)| *s == seg);
@@ -992,7 +1003,7 @@ impl Engine {
                 self.on_session_started(user, seg, 0, e.ts, prev, closed);
             }
         } else {
-            let user = match (&e.uh, self.per_user) {
+            let user = match (uh, self.per_user) {
                 (Some(uh), false) => uh.key,
                 _ => u64::from(e.user),
             };
@@ -1275,10 +1286,12 @@ impl Engine {
             let n_sets = self.segmenter.set_count();
             for e in &buffer.events {
                 let at = e.segs_at as usize;
-                self.apply(e, &buffer.segs[at..at + n_sets], false);
+                let uh = buffer.hashes.get(at / n_sets.max(1));
+                self.apply(e, &buffer.segs[at..at + n_sets], uh, false);
             }
             buffer.events.clear();
             buffer.segs.clear();
+            buffer.hashes.clear();
             if self.spare_buffers.len() < 64 {
                 self.spare_buffers.push(buffer);
             }
