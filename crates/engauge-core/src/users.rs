@@ -6,44 +6,56 @@ use hashbrown::HashTable;
 use smallvec::SmallVec;
 
 /// Interns user ids into dense `u32` indices; the strings live in one arena.
+///
+/// A table entry carries the string's place in the arena, so a lookup touches the table slot
+/// and the string only (no offsets array in between): one cache miss less per event with many
+/// users.
 #[derive(Debug, Default)]
 pub(crate) struct Interner {
-    table: HashTable<u32>,
+    table: HashTable<Entry>,
     arena: Vec<u8>,
-    /// Per index: end offset of its string in `arena` (start is the previous end).
-    ends: Vec<u32>,
+    len: u32,
     hasher: hashbrown::DefaultHashBuilder,
 }
 
-impl Interner {
-    fn get_str<'a>(arena: &'a [u8], ends: &[u32], idx: u32) -> &'a [u8] {
-        let i = idx as usize;
-        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-        &arena[start..ends[i] as usize]
-    }
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    idx: u32,
+    start: u32,
+    end: u32,
+}
 
+impl Entry {
+    fn str<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
+        &arena[self.start as usize..self.end as usize]
+    }
+}
+
+impl Interner {
     /// The index of `id`, and whether it is new.
     pub fn intern(&mut self, id: &str) -> (u32, bool) {
         let hash = self.hasher.hash_one(id.as_bytes());
-        let (arena, ends) = (&self.arena, &self.ends);
-        if let Some(&idx) = self
-            .table
-            .find(hash, |&i| Self::get_str(arena, ends, i) == id.as_bytes())
-        {
-            return (idx, false);
+        let arena = &self.arena;
+        if let Some(e) = self.table.find(hash, |e| e.str(arena) == id.as_bytes()) {
+            return (e.idx, false);
         }
-        let idx = self.ends.len() as u32;
+        let idx = self.len;
+        self.len += 1;
+        let start = self.arena.len() as u32;
         self.arena.extend_from_slice(id.as_bytes());
-        self.ends.push(self.arena.len() as u32);
-        let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
-        self.table.insert_unique(hash, idx, |&i| {
-            hasher.hash_one(Self::get_str(arena, ends, i))
-        });
+        let entry = Entry {
+            idx,
+            start,
+            end: self.arena.len() as u32,
+        };
+        let (arena, hasher) = (&self.arena, &self.hasher);
+        self.table
+            .insert_unique(hash, entry, |e| hasher.hash_one(e.str(arena)));
         (idx, true)
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.len as usize
     }
 }
 
