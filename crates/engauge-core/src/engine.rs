@@ -247,6 +247,9 @@ struct LifeSeg {
     new: FutureCounts,
 }
 
+/// A user's open sessions of one session id, per segment.
+type SegSessions = smallvec::SmallVec<[(u32, OpenSession); 3]>;
+
 /// The sketch side of sketch windows (see [`crate::sketched`]).
 #[derive(Debug)]
 struct Sketches {
@@ -461,10 +464,10 @@ pub struct Engine {
     feature_of_key: Vec<u16>,
     /// Per segment, its feature keys.
     seg_features: Vec<Vec<u32>>,
-    explicit_sessions: HashMap<SessionKey, OpenSession>,
-    /// Without per-user state (every window a sketch window): each user's open gap-based
-    /// sessions per segment, by user hash — one map entry per user, not per segment.
-    hashed_sessions: HashMap<u64, smallvec::SmallVec<[(u32, OpenSession); 3]>>,
+    /// Open sessions that do not live in per-user state: those with a `session_id`, and without
+    /// per-user state (every window a sketch window) the gap-based ones too. Keyed by (user,
+    /// session id hash), with one entry per segment inside: one map probe per event.
+    keyed_sessions: HashMap<(u64, u64), SegSessions>,
     open_sessions: u64,
     timers: Timers,
     dedup: Dedup,
@@ -669,8 +672,7 @@ impl Engine {
             feature_counts: Vec::new(),
             feature_of_key: Vec::new(),
             seg_features: Vec::new(),
-            explicit_sessions: HashMap::new(),
-            hashed_sessions: HashMap::new(),
+            keyed_sessions: HashMap::new(),
             open_sessions: 0,
             timers: Timers::default(),
             dedup: Dedup::new(config.dedup_horizon),
@@ -988,9 +990,12 @@ impl Engine {
             if let SessionStep::Started { closed: prev } = step {
                 self.on_session_started(u64::from(e.user), seg, 0, e.ts, prev, closed);
             }
-        } else if let (0, Some(uh), false) = (e.sid, uh, self.per_user) {
-            let user = uh.key;
-            let sessions = self.hashed_sessions.entry(user).or_default();
+        } else {
+            let user = match (uh, self.per_user) {
+                (Some(uh), false) => uh.key,
+                _ => u64::from(e.user),
+            };
+            let sessions = self.keyed_sessions.entry((user, e.sid)).or_default();
             let pos = sessions.iter().position(|(s, _)| *s == seg);
             let mut open = pos.map(|p| sessions[p].1);
             let step = session::step(&mut open, e.ts, gap, max);
@@ -999,26 +1004,6 @@ impl Engine {
                 Some(p) => sessions[p].1 = now,
                 None => sessions.push((seg, now)),
             }
-            if let SessionStep::Started { closed: prev } = step {
-                self.on_session_started(user, seg, 0, e.ts, prev, closed);
-            }
-        } else {
-            let user = match (uh, self.per_user) {
-                (Some(uh), false) => uh.key,
-                _ => u64::from(e.user),
-            };
-            let key = SessionKey {
-                user,
-                seg,
-                sid: e.sid,
-            };
-            let entry = self.explicit_sessions.entry(key);
-            let mut open = match &entry {
-                hashbrown::hash_map::Entry::Occupied(o) => Some(*o.get()),
-                hashbrown::hash_map::Entry::Vacant(_) => None,
-            };
-            let step = session::step(&mut open, e.ts, gap, max);
-            entry.insert(open.expect("step leaves a session open"));
             if let SessionStep::Started { closed: prev } = step {
                 self.on_session_started(user, seg, e.sid, e.ts, prev, closed);
             }
@@ -1344,14 +1329,15 @@ impl Engine {
         let gap = self.config.session_gap;
         let key = timer.key;
         let in_state = self.per_user && key.sid == 0;
-        let hashed = !self.per_user && key.sid == 0;
-        let session = if hashed {
-            self.hashed_sessions.get(&key.user).and_then(|list| {
-                list.iter()
-                    .find(|(seg, s)| *seg == key.seg && s.start == timer.start)
-                    .map(|(_, s)| *s)
-            })
-        } else if in_state {
+        let session = if !in_state {
+            self.keyed_sessions
+                .get(&(key.user, key.sid))
+                .and_then(|list| {
+                    list.iter()
+                        .find(|(seg, s)| *seg == key.seg && s.start == timer.start)
+                        .map(|(_, s)| *s)
+                })
+        } else {
             self.user_state[key.user as usize]
                 .segs
                 .iter()
@@ -1360,11 +1346,6 @@ impl Engine {
                     start: s.sess_start,
                     last: s.sess_last,
                 })
-        } else {
-            self.explicit_sessions
-                .get(&key)
-                .filter(|s| s.start == timer.start)
-                .copied()
         };
         let Some(s) = session else {
             return; // Replaced by a newer session, which has its own timer.
@@ -1374,26 +1355,22 @@ impl Engine {
             self.timers.set(base_pane(close_at, self.base), timer);
             return;
         }
-        if hashed {
+        if !in_state {
             if let hashbrown::hash_map::Entry::Occupied(mut list) =
-                self.hashed_sessions.entry(key.user)
+                self.keyed_sessions.entry((key.user, key.sid))
             {
                 list.get_mut().retain(|(seg, _)| *seg != key.seg);
                 if list.get().is_empty() {
                     list.remove();
                 }
             }
-        } else if in_state {
-            if let Some(su) = self.user_state[key.user as usize]
-                .segs
-                .iter_mut()
-                .find(|s| s.seg == key.seg)
-            {
-                su.sess_start = NO_SESSION;
-                su.sess_last = NO_SESSION;
-            }
-        } else {
-            self.explicit_sessions.remove(&key);
+        } else if let Some(su) = self.user_state[key.user as usize]
+            .segs
+            .iter_mut()
+            .find(|s| s.seg == key.seg)
+        {
+            su.sess_start = NO_SESSION;
+            su.sess_last = NO_SESSION;
         }
         self.open_sessions -= 1;
         self.close_session(key.seg, s);
