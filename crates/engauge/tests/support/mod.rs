@@ -32,6 +32,7 @@ enum Command {
     RequestErrors(RDKafkaApiKey, RDKafkaRespErr, usize),
     /// Forget the pending errors of `api`.
     ClearErrors(RDKafkaApiKey),
+    RoundTrip(Duration),
     Stop,
 }
 
@@ -60,6 +61,9 @@ impl Cluster {
                         cluster.request_errors(api, &vec![error; count])
                     }
                     Command::ClearErrors(api) => cluster.clear_request_errors(api),
+                    Command::RoundTrip(delay) => cluster
+                        .broker_round_trip_time(1, delay)
+                        .expect("round-trip time"),
                     Command::Stop => break,
                 }
                 let _ = done.send(());
@@ -104,6 +108,11 @@ impl Cluster {
     /// The next `count` requests of `api`, from any client, fail with `error`.
     pub fn request_errors(&self, api: RDKafkaApiKey, error: RDKafkaRespErr, count: usize) {
         self.send(Command::RequestErrors(api, error, count));
+    }
+
+    /// Delays every response of the broker by `delay` (zero: back to normal).
+    pub fn round_trip_time(&self, delay: Duration) {
+        self.send(Command::RoundTrip(delay));
     }
 }
 
