@@ -1650,8 +1650,10 @@ impl Engine {
             if running.agg.events <= 0 {
                 continue;
             }
-            if let (Some((sk, cs)), Some(seen), Some(current)) = (sketch, &seen, &currents) {
-                let seg32 = seg as u32;
+            let seg32 = seg as u32;
+            let (kpis, features, image) = if let (Some((sk, cs)), Some(seen), Some(current)) =
+                (sketch, &seen, &currents)
+            {
                 let est = |f: u16| cs.estimate(sk.keys.get(seg32, f)).round() as u64;
                 let people = People {
                     active: est(ACTIVE),
@@ -1677,51 +1679,37 @@ impl Engine {
                     }),
                     people.active,
                 );
-                out.push(Snapshot {
-                    window: cal.name.clone(),
-                    start: cur.start,
-                    end: cur.end,
-                    segment: self.segmenter.info(seg32).labels.clone(),
-                    kpis,
-                    features,
-                    watermark,
-                    utc_offsets: Some((
-                        cal.calendar.offset_seconds(cur.start),
-                        cal.calendar.offset_seconds(cur.end),
-                    )),
-                    approximate: true,
-                    active_users_sketch: sk
-                        .images
-                        .then(|| cs.sketch(sk.keys.get(seg32, ACTIVE)).serialize()),
-                });
-                continue;
-            }
-            let people = self.people_of(seg, cal.range, cal.double, cal.life.get(seg).copied());
-            let active = people.active;
-            let mut kpis = kpis_of(running, &people, None);
-            if seg == 0 {
-                kpis.n_day_retention = cal
-                    .n_days
-                    .iter()
-                    .zip(&cal.n_day_returned)
-                    .map(|(&n, &returned)| {
-                        let cohort = cal
-                            .history
-                            .len()
-                            .checked_sub(n as usize)
-                            .and_then(|i| cal.history.get(i))
-                            .map_or(0, |&(_, new)| new);
-                        (n, kpi::ratio(returned as f64, cohort as f64))
-                    })
-                    .collect();
-            }
-            let features = self.features_of(seg, cal.range, active);
-            let info = self.segmenter.info(seg as u32);
+                let image = sk
+                    .images
+                    .then(|| cs.sketch(sk.keys.get(seg32, ACTIVE)).serialize());
+                (kpis, features, image)
+            } else {
+                let people = self.people_of(seg, cal.range, cal.double, cal.life.get(seg).copied());
+                let mut kpis = kpis_of(running, &people, None);
+                if seg == 0 {
+                    kpis.n_day_retention = cal
+                        .n_days
+                        .iter()
+                        .zip(&cal.n_day_returned)
+                        .map(|(&n, &returned)| {
+                            let cohort = cal
+                                .history
+                                .len()
+                                .checked_sub(n as usize)
+                                .and_then(|i| cal.history.get(i))
+                                .map_or(0, |&(_, new)| new);
+                            (n, kpi::ratio(returned as f64, cohort as f64))
+                        })
+                        .collect();
+                }
+                let features = self.features_of(seg, cal.range, people.active);
+                (kpis, features, None)
+            };
             out.push(Snapshot {
                 window: cal.name.clone(),
                 start: cur.start,
                 end: cur.end,
-                segment: info.labels.clone(),
+                segment: self.segmenter.info(seg32).labels.clone(),
                 kpis,
                 features,
                 watermark,
@@ -1729,8 +1717,8 @@ impl Engine {
                     cal.calendar.offset_seconds(cur.start),
                     cal.calendar.offset_seconds(cur.end),
                 )),
-                approximate: false,
-                active_users_sketch: None,
+                approximate: sketch.is_some(),
+                active_users_sketch: image,
             });
         }
         let next_end = self.calendars[ci].calendar.next_start(cur.end);

@@ -44,6 +44,14 @@ fn theta_union(lg_k: u8) -> SetUnion {
     SetUnion::new(lg_k).expect("lg_k validated with the config")
 }
 
+/// Entry `i` of `v`, created by `make` when absent.
+fn entry<T>(v: &mut Vec<Option<T>>, i: usize, make: impl FnOnce() -> T) -> &mut T {
+    if v.len() <= i {
+        v.resize_with(i + 1, || None);
+    }
+    v[i].get_or_insert_with(make)
+}
+
 /// Distinct-count keys: (segment, feature), the feature [`ACTIVE`] meaning active users.
 #[derive(Debug, Default)]
 pub(crate) struct Keys {
@@ -133,13 +141,8 @@ impl HllRing {
             return pane; // Older than anything a window can still see.
         }
         let k = key as usize;
-        if slot.keys.len() <= k {
-            slot.keys.resize_with(k + 1, || None);
-        }
         let lg_k = self.lg_k;
-        slot.keys[k]
-            .get_or_insert_with(|| hll(lg_k))
-            .update_hash(user);
+        entry(&mut slot.keys, k, || hll(lg_k)).update_hash(user);
         pane
     }
 
@@ -213,13 +216,8 @@ impl SlidingUnion {
                 if !self.wants(keys, k) {
                     continue;
                 }
-                if self.back.len() <= k {
-                    self.back.resize_with(k + 1, || None);
-                }
                 let lg_k = self.lg_k;
-                self.back[k]
-                    .get_or_insert_with(|| hll_union(lg_k))
-                    .add(sketch);
+                entry(&mut self.back, k, || hll_union(lg_k)).add(sketch);
             }
         }
         self.end = end;
@@ -262,12 +260,7 @@ impl SlidingUnion {
         }
         let lg_k = self.lg_k;
         if pane >= self.mid {
-            if self.back.len() <= k {
-                self.back.resize_with(k + 1, || None);
-            }
-            self.back[k]
-                .get_or_insert_with(|| hll_union(lg_k))
-                .add_hash(user);
+            entry(&mut self.back, k, || hll_union(lg_k)).add_hash(user);
         } else {
             if self.front.len() <= k {
                 self.front.resize_with(k + 1, Vec::new);
@@ -400,12 +393,7 @@ impl ThetaBlocks {
             return;
         };
         let s = seg as usize;
-        if slot.segs.len() <= s {
-            slot.segs.resize_with(s + 1, || None);
-        }
-        slot.segs[s]
-            .get_or_insert_with(|| theta(lg_k))
-            .update_hash(user);
+        entry(&mut slot.segs, s, || theta(lg_k)).update_hash(user);
         let end = (block + 1) * self.grain;
         if seg == 0 && end <= self.completed_until {
             // Too late for the "seen before" snapshots already taken.
@@ -590,20 +578,10 @@ impl CalendarSketch {
     pub fn update(&mut self, key: u32, seg: u32, active: bool, user: &UserHash) {
         let lg_k = self.lg_k;
         let k = key as usize;
-        if self.cur_hll.len() <= k {
-            self.cur_hll.resize_with(k + 1, || None);
-        }
-        self.cur_hll[k]
-            .get_or_insert_with(|| hll(lg_k))
-            .update_hash(user);
+        entry(&mut self.cur_hll, k, || hll(lg_k)).update_hash(user);
         if active && !self.from_blocks {
             let s = seg as usize;
-            if self.cur.len() <= s {
-                self.cur.resize_with(s + 1, || None);
-            }
-            self.cur[s]
-                .get_or_insert_with(|| theta(lg_k))
-                .update_hash(user);
+            entry(&mut self.cur, s, || theta(lg_k)).update_hash(user);
         }
     }
 
@@ -648,12 +626,7 @@ impl CalendarSketch {
         let lg_k = self.lg_k;
         if t >= prev_start {
             let s = seg as usize;
-            if self.prev_late.len() <= s {
-                self.prev_late.resize_with(s + 1, || None);
-            }
-            self.prev_late[s]
-                .get_or_insert_with(|| theta(lg_k))
-                .update_hash(user);
+            entry(&mut self.prev_late, s, || theta(lg_k)).update_hash(user);
         }
         if seg != 0 {
             return;

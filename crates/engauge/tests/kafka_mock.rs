@@ -128,6 +128,7 @@ fn assert_same(actual: &Instances, expected: &Instances) {
 /// replay's, nothing is late, and every bad line is on the dead-letter topic with its reason.
 #[test]
 fn backfill_matches_replay_and_dead_letters_carry_headers() {
+    let _one_at_a_time = support::exclusive();
     let cluster = Cluster::start(4);
     let config = config(&cluster.bootstrap, "backfill");
     let cfg = history(30_000, 40, 1);
@@ -176,6 +177,7 @@ fn backfill_matches_replay_and_dead_letters_carry_headers() {
 /// image of their active users.
 #[test]
 fn sketch_mode_snapshots_match_replay_and_carry_images() {
+    let _one_at_a_time = support::exclusive();
     let cluster = Cluster::start(4);
     let mut config = config(&cluster.bootstrap, "sketch");
     config.engine.distinct = engauge_core::DistinctMode::Sketch;
@@ -205,6 +207,7 @@ fn sketch_mode_snapshots_match_replay_and_carry_images() {
 /// published KPIs equal the replay.
 #[test]
 fn high_broker_latency_keeps_metrics_responsive_and_loses_nothing() {
+    let _one_at_a_time = support::exclusive();
     use std::io::{Read, Write};
     let cluster = Cluster::start(2);
     let config = config(&cluster.bootstrap, "latency");
@@ -254,6 +257,7 @@ fn high_broker_latency_keeps_metrics_responsive_and_loses_nothing() {
 /// published twice.
 #[test]
 fn restart_mid_stream_loses_nothing_and_publishes_nothing_twice() {
+    let _one_at_a_time = support::exclusive();
     let cluster = Cluster::start(4);
     let config = config(&cluster.bootstrap, "restart");
     let cfg = history(20_000, 35, 2);
@@ -283,6 +287,7 @@ fn restart_mid_stream_loses_nothing_and_publishes_nothing_twice() {
 /// idempotent producer writes each snapshot once, and the published KPIs equal the replay.
 #[test]
 fn produce_and_fetch_errors_lose_nothing_and_duplicate_nothing() {
+    let _one_at_a_time = support::exclusive();
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
     let cluster = Cluster::start(2);
     let config = config(&cluster.bootstrap, "faults");
@@ -333,6 +338,7 @@ fn outage_then_recovery(group: &str, down_for: Duration, seed: u64) {
 /// A short outage.
 #[test]
 fn broker_outage_shows_on_readiness_and_recovers() {
+    let _one_at_a_time = support::exclusive();
     outage_then_recovery("outage", Duration::ZERO, 3);
 }
 
@@ -340,6 +346,7 @@ fn broker_outage_shows_on_readiness_and_recovers() {
 /// intervals).
 #[test]
 fn a_minute_without_brokers_then_consumption_resumes() {
+    let _one_at_a_time = support::exclusive();
     outage_then_recovery("minute", Duration::from_secs(60), 8);
 }
 
@@ -347,6 +354,7 @@ fn a_minute_without_brokers_then_consumption_resumes() {
 /// counted, shown on `/readyz`, and recovered from without a restart once fetching works again.
 #[test]
 fn stalled_consumption_is_reported_and_recovered() {
+    let _one_at_a_time = support::exclusive();
     let cluster = Cluster::start(1);
     let mut config = config(&cluster.bootstrap, "stall");
     config.stall_timeout = 3_000;
@@ -374,6 +382,7 @@ fn stalled_consumption_is_reported_and_recovered() {
 /// 10 000 distinct attribute values stay within the caps, and no user id reaches a label.
 #[test]
 fn metrics_stay_within_caps_and_carry_no_user_id() {
+    let _one_at_a_time = support::exclusive();
     let cluster = Cluster::start(1);
     let config = config(&cluster.bootstrap, "caps");
     let start = now_millis() - 3 * DAY;
@@ -453,6 +462,7 @@ fn settled(running: &Running) {
 /// distinct users add up): nothing lost, nothing counted twice.
 #[test]
 fn second_member_joining_loses_nothing_and_counts_nothing_twice() {
+    let _one_at_a_time = support::exclusive();
     let cluster = Cluster::start(4);
     let mut config = config(&cluster.bootstrap, "join");
     // The watermark must follow event time here, not jump to the wall clock while idle.

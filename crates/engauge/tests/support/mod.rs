@@ -37,6 +37,15 @@ enum Command {
 }
 
 /// A mock cluster living on its own thread (it is not `Send`).
+/// Mock-cluster tests take this first, so they run one at a time: in parallel on a two-core
+/// machine they starve each other's consumers, and group timing (session timeouts, commits
+/// during a rebalance) then depends on the scheduler instead of on the pipeline.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub struct Cluster {
     pub bootstrap: String,
     commands: mpsc::Sender<(Command, mpsc::Sender<()>)>,
