@@ -210,46 +210,48 @@ impl SlidingUnion {
         if end - self.end >= self.n || end < self.end {
             self.reset(end - self.n);
         }
-        for p in self.end..end {
-            for (k, sketch) in ring.pane(p).iter().enumerate() {
-                let Some(sketch) = sketch else { continue };
-                if !self.wants(keys, k) {
-                    continue;
-                }
-                let lg_k = self.lg_k;
-                entry(&mut self.back, k, || hll_union(lg_k)).add(sketch);
-            }
-        }
-        self.end = end;
         let start = end - self.n;
-        if start >= self.mid {
-            // The front is used up: rebuild it over the instance's panes.
-            self.front.clear();
-            self.front.resize_with(keys.len(), Vec::new);
-            for (k, suffixes) in self.front.iter_mut().enumerate() {
-                if self.only_active && keys.of[k].1 != ACTIVE {
-                    continue;
-                }
-                // Suffix unions from the newest pane back; none before the key's newest pane.
-                let mut union: Option<DistinctUnion> = None;
-                for p in (start..end).rev() {
-                    if let Some(Some(sketch)) = ring.pane(p).get(k) {
-                        union
-                            .get_or_insert_with(|| hll_union(self.lg_k))
-                            .add(sketch);
-                    }
-                    if let Some(u) = &union {
-                        if suffixes.is_empty() {
-                            suffixes.resize_with(self.n as usize, || None);
-                        }
-                        suffixes[(p - start) as usize] = Some(u.to_sketch());
+        if start < self.mid {
+            // The front still covers the instance's start: the new panes join the back.
+            for p in self.end..end {
+                for (k, sketch) in ring.pane(p).iter().enumerate() {
+                    let Some(sketch) = sketch else { continue };
+                    if self.wants(keys, k) {
+                        let lg_k = self.lg_k;
+                        entry(&mut self.back, k, || hll_union(lg_k)).add(sketch);
                     }
                 }
             }
-            self.front_start = start;
-            self.mid = end;
-            self.back.clear();
+            self.end = end;
+            return;
         }
+        // The front is used up: rebuild it over the instance's panes (the back's included).
+        self.front.clear();
+        self.front.resize_with(keys.len(), Vec::new);
+        for (k, suffixes) in self.front.iter_mut().enumerate() {
+            if self.only_active && keys.of[k].1 != ACTIVE {
+                continue;
+            }
+            // Suffix unions from the newest pane back; none before the key's newest pane.
+            let mut union: Option<DistinctUnion> = None;
+            for p in (start..end).rev() {
+                if let Some(Some(sketch)) = ring.pane(p).get(k) {
+                    union
+                        .get_or_insert_with(|| hll_union(self.lg_k))
+                        .add(sketch);
+                }
+                if let Some(u) = &union {
+                    if suffixes.is_empty() {
+                        suffixes.resize_with(self.n as usize, || None);
+                    }
+                    suffixes[(p - start) as usize] = Some(u.to_sketch());
+                }
+            }
+        }
+        self.front_start = start;
+        self.mid = end;
+        self.end = end;
+        self.back.clear();
     }
 
     /// A late user in pane `pane`, already summed into this union.
