@@ -637,8 +637,23 @@ impl Engine {
                 sketch: w.distinct.unwrap_or(config.distinct) == DistinctMode::Sketch,
             });
         }
+        // Last-seen counts track the ranges of exact windows only (sketch windows count with
+        // sketches, even when other windows keep per-user state).
+        let mut of_sketch = vec![false; ranges.len()];
+        for (wi, w) in windows.iter().enumerate().filter(|(_, w)| w.sketch) {
+            for r in std::iter::once(wi).chain(w.stickiness).chain(w.double) {
+                of_sketch[r] = true;
+            }
+        }
+        for c in calendars.iter().filter(|c| c.sketch) {
+            for r in std::iter::once(c.range).chain(c.double) {
+                of_sketch[r] = true;
+            }
+        }
         for (i, r) in ranges.iter().enumerate() {
-            shape[r.level].ranges.push(i);
+            if !of_sketch[i] {
+                shape[r.level].ranges.push(i);
+            }
         }
         let max_length = sized.iter().map(|&(_, length)| length).max().unwrap_or(0);
         let horizon = periods * max_length;
@@ -895,7 +910,7 @@ impl Engine {
                     // A first activity sealed after its day closed (a late event another
                     // window still accepted) joins that day's n-day cohort.
                     let base = self.base;
-                    for cal in &mut self.calendars {
+                    for cal in self.calendars.iter_mut().filter(|c| !c.sketch) {
                         cal.move_first_seen(
                             old_first.map(|o| i64::from(o) * base),
                             i64::from(bp) * base,
@@ -1401,11 +1416,14 @@ impl Engine {
             }
         }
         w.e_last = Some(end);
+        let exact = !w.sketch;
         for r in std::iter::once(wi).chain(w.stickiness).chain(w.double) {
             let range = &mut self.ranges[r];
             let old_to = range.to.expect("ranges start with the windows");
-            for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
-                c.slide(r, range, old_to);
+            if exact {
+                for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
+                    c.slide(r, range, old_to);
+                }
             }
             range.to = Some((end / g) as u32);
         }
@@ -1625,8 +1643,10 @@ impl Engine {
         for r in std::iter::once(cal.range).chain(cal.double) {
             let range = &mut self.ranges[r];
             let old_to = range.to.expect("calendar ranges start at restart");
-            for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
-                c.grow(r, range, old_to);
+            if !cal.sketch {
+                for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
+                    c.grow(r, range, old_to);
+                }
             }
             range.to = Some(old_to + 1);
             range.len += 1;
@@ -1752,11 +1772,13 @@ impl Engine {
         // The lifecycle range becomes [previous start, b): exactly the current range that just
         // closed, so it takes over its counts (no ring reads: a 27-hour day is fine too).
         let (range, double) = (cal.range, cal.double);
-        for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
-            if let Some(r) = double {
-                c.copy_running(range, r);
+        if !cal.sketch {
+            for c in self.seg_counts.iter_mut().chain(&mut self.feature_counts) {
+                if let Some(r) = double {
+                    c.copy_running(range, r);
+                }
+                c.reset(range);
             }
-            c.reset(range);
         }
         self.ranges[range].len = 0;
         if let Some(r) = double {
@@ -1788,7 +1810,7 @@ fn lifecycle_moved(
 ) {
     // In base panes: an instance k ends at k·sp panes; "ends after pane x" is k ≥ x / sp + 1.
     let (n, f) = (i64::from(new), i64::from(first));
-    for w in windows {
+    for w in windows.iter_mut().filter(|w| !w.sketch) {
         let (lp, sp) = (w.length / base, w.slide / base);
         let idx = |x: i64| if sp == 1 { x + 1 } else { x / sp + 1 };
         let closed = w.e_last.map_or(i64::MIN / 2, |e| e / w.slide);
@@ -1836,7 +1858,7 @@ fn calendar_moved(
     let n = i64::from(new) * base;
     let o = old.map(|o| i64::from(o) * base);
     let f = i64::from(first) * base;
-    for cal in calendars {
+    for cal in calendars.iter_mut().filter(|c| !c.sketch) {
         let Some(cur) = cal.cur else { continue };
         if n < cur.start || n >= cur.end {
             continue;

@@ -425,7 +425,8 @@ fn with_few_users_sketch_mode_equals_exact_mode_through_late_events_gaps_and_dst
         }
     }
     stream.sort_unstable_by_key(|&(arrival, _, _)| arrival);
-    let run_mode = |distinct: DistinctMode| {
+    // `sketched`: windows that count with sketches whatever `distinct` says.
+    let run_mode = |distinct: DistinctMode, sketched: &[&str]| {
         let mut windows = WindowSpec::defaults();
         windows.push(WindowSpec::calendar(
             "day",
@@ -435,6 +436,11 @@ fn with_few_users_sketch_mode_equals_exact_mode_through_late_events_gaps_and_dst
             "week",
             CalendarSpec::new(CalendarPeriod::Week, "UTC"),
         ));
+        for w in &mut windows {
+            if sketched.contains(&w.name.as_str()) {
+                w.distinct = Some(DistinctMode::Sketch);
+            }
+        }
         let config = EngineConfig {
             windows,
             distinct,
@@ -474,8 +480,8 @@ fn with_few_users_sketch_mode_equals_exact_mode_through_late_events_gaps_and_dst
         replay.advance_to(start + 120 * DAY, &mut out);
         (out, late)
     };
-    let (exact, late_exact) = run_mode(DistinctMode::Exact);
-    let (sketch, late_sketch) = run_mode(DistinctMode::Sketch);
+    let (exact, late_exact) = run_mode(DistinctMode::Exact, &[]);
+    let (sketch, late_sketch) = run_mode(DistinctMode::Sketch, &[]);
     assert_eq!(late_exact, late_sketch);
     assert!(late_exact > 50, "{late_exact} late events");
     assert_eq!(exact.len(), sketch.len());
@@ -519,4 +525,18 @@ fn with_few_users_sketch_mode_equals_exact_mode_through_late_events_gaps_and_dst
         .find(|s| s.window == "day" && s.utc_offsets == Some((3600, 7200)))
         .expect("the DST day closes");
     assert_eq!(dst.end - dst.start, 23 * HOUR);
+
+    // Mixed: the 30-day and the calendar day windows count with sketches, the rest exactly.
+    // Exact windows are unaffected by their sketch neighbours, and sketch windows give what
+    // they give when every window is a sketch window.
+    let (mixed, _) = run_mode(DistinctMode::Exact, &["30d", "day"]);
+    assert_eq!(mixed.len(), exact.len());
+    for ((m, e), s) in mixed.iter().zip(&exact).zip(&sketch) {
+        let want = if m.window == "30d" || m.window == "day" {
+            s
+        } else {
+            e
+        };
+        assert_eq!(m, want, "{} {}", m.window, m.key());
+    }
 }
