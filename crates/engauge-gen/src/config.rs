@@ -31,6 +31,10 @@ pub struct GenConfig {
     pub start: Millis,
     /// Mean lines per day; `None` means `events / days`. Needed for endless streams.
     pub events_per_day: Option<f64>,
+    /// When set, the stream stops before the first line emitted at or after this time (the
+    /// arrival rate is calibrated statistically, so a stream of `events` lines over `days` can
+    /// end a few hours early or late; a hard end keeps a history out of the future).
+    pub end: Option<Millis>,
     /// Probability that an event is re-emitted once more, byte-identical, up to 30 s later.
     pub duplicate_ratio: f64,
     /// Probability that an event is emitted late by a uniform delay in `(0, max_disorder]`
@@ -75,6 +79,7 @@ impl Default for GenConfig {
             seed: 1,
             start: DEFAULT_START,
             events_per_day: None,
+            end: None,
             duplicate_ratio: 0.02,
             out_of_order_ratio: 0.03,
             max_disorder: 5 * MINUTE,

@@ -262,17 +262,17 @@ impl Generator {
             return None;
         }
         let staged = self.staged.emit;
-        Some(match self.pending.peek() {
+        let next = match self.pending.peek() {
             Some(Reverse(p)) => p.event.emit.min(staged),
             None => staged,
-        })
+        };
+        self.cfg.end.is_none_or(|end| next < end).then_some(next)
     }
 
     /// The next line in structured form.
     pub fn next_event(&mut self) -> Option<GenEvent> {
-        if self.stats.lines >= self.cfg.events {
-            return None;
-        }
+        // Also the end of the stream (`events` lines, or the `end` time).
+        self.peek_time()?;
         let from_pending = self
             .pending
             .peek()
@@ -586,6 +586,27 @@ fn currency(rng: &mut Rng, user: u64) -> Option<Currency> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hard_end_cuts_the_stream() {
+        let cfg = GenConfig {
+            events: 50_000,
+            days: 10,
+            ..GenConfig::default()
+        };
+        let end = cfg.start + 2 * DAY;
+        let mut g = Generator::new(GenConfig {
+            end: Some(end),
+            ..cfg
+        });
+        let mut lines = 0;
+        while let Some(e) = g.next_event() {
+            assert!(e.emit < end && e.ts < end, "{e:?}");
+            lines += 1;
+        }
+        assert!(lines > 5_000 && lines < 20_000, "{lines}");
+        assert_eq!(g.peek_time(), None);
+    }
 
     #[test]
     fn session_lengths_are_geometric_with_the_mean() {

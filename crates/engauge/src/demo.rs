@@ -85,9 +85,11 @@ pub fn demo(mut config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()>
             users: 50_000,
             days: 60,
             seed: 42,
-            // The generator's span is exact to ±0.2 % (±3 h over 60 days): end the history a
-            // few hours back so no event lies ahead of the wall clock.
-            start: now - 60 * DAY - 4 * engauge_core::time::HOUR,
+            // The generator's span is calibrated statistically (it can end hours early or
+            // late): start 60 days back and cut the history a minute before now, so no event
+            // lies ahead of the wall clock and the live stream takes over from there.
+            start: now - 60 * DAY,
+            end: Some(now - engauge_core::time::MINUTE),
             bad_ratio: 0.001,
             ..GenConfig::default()
         };

@@ -25,7 +25,7 @@ fn history(events: u64, days: u32, seed: u64) -> GenConfig {
         users: 3_000,
         days,
         seed,
-        // Ends a day before now (the generator's span is exact to ±0.2 %): every instance the
+        // Ends a day before now (the generator's span is calibrated statistically: within hours of `days`): every instance the
         // replay closes is also closed by the live pipeline's watermark (now − lateness).
         start: now_millis() - i64::from(days) * DAY - DAY,
         bad_ratio: 0.01,

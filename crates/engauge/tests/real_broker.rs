@@ -176,7 +176,7 @@ fn real_broker_kafka_python_and_prometheus_end_to_end() {
         users: 2_000,
         days: 35,
         seed: 11,
-        // Ends a day back (the generator's span is exact to ±0.2 %): every instance the replay
+        // Ends a day back (the generator's span is calibrated statistically: within hours of `days`): every instance the replay
         // closes is also closed by the live watermark (now − lateness).
         start: now_millis() - 35 * DAY - DAY,
         bad_ratio: 0.01,
