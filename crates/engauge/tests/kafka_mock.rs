@@ -202,7 +202,7 @@ fn sketch_mode_snapshots_match_replay_and_carry_images() {
     }
 }
 
-/// A slow broker (every response delayed by 3 s): `/metrics` and `/readyz` keep answering well
+/// A slow broker (every response delayed by 5 s): `/metrics` and `/readyz` keep answering well
 /// within one broker round trip (they never wait on Kafka), and once the delay goes away the
 /// published KPIs equal the replay.
 #[test]
@@ -214,7 +214,7 @@ fn high_broker_latency_keeps_metrics_responsive_and_loses_nothing() {
     let cfg = history(5_000, 10, 11);
     let (expected, _, last_end) = reference(&config, &cfg);
     let total = produce(&cluster.bootstrap, &cfg);
-    cluster.round_trip_time(Duration::from_secs(3));
+    cluster.round_trip_time(Duration::from_secs(5));
     let running = Running::start(config);
     let server = engauge_metrics::MetricsServer::start(
         "127.0.0.1:0".parse().expect("address"),
@@ -225,7 +225,7 @@ fn high_broker_latency_keeps_metrics_responsive_and_loses_nothing() {
     let get = |path: &str| {
         let mut s = std::net::TcpStream::connect(server.local_addr()).expect("connect");
         // Shorter than one broker round trip: an answer that waited on Kafka would time out.
-        s.set_read_timeout(Some(Duration::from_millis(2_500)))
+        s.set_read_timeout(Some(Duration::from_secs(4)))
             .expect("timeout");
         write!(
             s,
@@ -234,7 +234,7 @@ fn high_broker_latency_keeps_metrics_responsive_and_loses_nothing() {
         .expect("send");
         let mut text = String::new();
         s.read_to_string(&mut text)
-            .unwrap_or_else(|e| panic!("{path} did not answer within 2.5 s: {e}"));
+            .unwrap_or_else(|e| panic!("{path} did not answer within 4 s: {e}"));
         text
     };
     for _ in 0..20 {
