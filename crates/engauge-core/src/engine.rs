@@ -64,6 +64,11 @@ const NO_FEATURE: u16 = u16::MAX;
 /// users who cancelled. Real feature ids stay below 10 000 (`features.max_values`).
 const PAYING: u16 = u16::MAX - 1;
 const CANCELLED: u16 = u16::MAX - 2;
+/// Whether feature id `f` is a real feature, not active users or a reserved id.
+fn named_feature(f: u16) -> bool {
+    !matches!(f, PAYING | CANCELLED | ACTIVE)
+}
+
 const NO_PANE: u32 = u32::MAX;
 const NO_SESSION: Millis = i64::MIN;
 const THIRTY_DAYS: Millis = 30 * DAY;
@@ -1534,6 +1539,7 @@ impl Engine {
                 .get(seg)
                 .into_iter()
                 .flatten()
+                .filter(|&&k| named_feature(sk.keys.of[k as usize].1))
                 .map(|&k| (sk.keys.of[k as usize].1, sw.main.estimate(k).round() as u64)),
             active,
         );
@@ -1558,7 +1564,7 @@ impl Engine {
         active: u64,
     ) -> Vec<(String, FeatureKpis)> {
         let mut features: Vec<(String, FeatureKpis)> = users
-            .filter(|&(f, users)| !matches!(f, PAYING | CANCELLED | ACTIVE) && users > 0)
+            .filter(|&(f, users)| named_feature(f) && users > 0)
             .map(|(f, users)| {
                 (
                     self.features.name(f).to_owned(),
@@ -1693,10 +1699,14 @@ impl Engine {
                         .collect();
                 }
                 let features = self.feature_list(
-                    sk.keys.of_seg.get(seg).into_iter().flatten().map(|&k| {
-                        let f = sk.keys.of[k as usize].1;
-                        (f, est(f))
-                    }),
+                    sk.keys
+                        .of_seg
+                        .get(seg)
+                        .into_iter()
+                        .flatten()
+                        .map(|&k| sk.keys.of[k as usize].1)
+                        .filter(|&f| named_feature(f))
+                        .map(|f| (f, est(f))),
                     people.active,
                 );
                 let image = sk

@@ -587,17 +587,18 @@ impl CalendarSketch {
         }
     }
 
-    pub fn estimate(&self, key: Option<u32>) -> f64 {
+    fn hll_of(&self, key: Option<u32>) -> Option<&DistinctSketch> {
         key.and_then(|k| self.cur_hll.get(k as usize))
             .and_then(Option::as_ref)
+    }
+
+    pub fn estimate(&self, key: Option<u32>) -> f64 {
+        self.hll_of(key)
             .map_or(0.0, DistinctSketch::composite_estimate)
     }
 
     pub fn sketch(&self, key: Option<u32>) -> DistinctSketch {
-        key.and_then(|k| self.cur_hll.get(k as usize))
-            .and_then(Option::as_ref)
-            .cloned()
-            .unwrap_or_else(|| hll(self.lg_k))
+        self.hll_of(key).cloned().unwrap_or_else(|| hll(self.lg_k))
     }
 
     /// Per segment (`segments` of them): the active users of the instance `[start, end)`.
