@@ -14,7 +14,7 @@ mod settings;
 mod source;
 
 pub use commit::CommitPoint;
-pub use outbox::{DeliveryFailed, OutRecord, Outbox, OutboxError};
+pub use outbox::{DeliveryFailed, OutRecord, Outbox, OutboxError, TxnEnd, TxnErrorClass, TxnFatal};
 pub use settings::{KafkaSettings, SettingsError};
 pub use source::{Rebalance, Source, SourceError};
 

@@ -58,6 +58,8 @@ impl ProducerContext for OutboxContext {
 pub struct Outbox {
     producer: BaseProducer<OutboxContext>,
     sent: u64,
+    /// The transactional id when the producer is transactional (exactly-once).
+    transactional_id: Option<String>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -81,7 +83,122 @@ impl Outbox {
         let producer = settings
             .producer_config()?
             .create_with_context(OutboxContext::default())?;
-        Ok(Outbox { producer, sent: 0 })
+        Ok(Outbox {
+            producer,
+            sent: 0,
+            transactional_id: None,
+        })
+    }
+
+    /// A transactional producer (exactly-once): `init_transactions` (which fences a previous
+    /// producer with the same id and aborts its open transaction), then a transaction begins.
+    /// Blocks up to `timeout`; callers run on a plain thread, never an async runtime.
+    pub fn transactional(
+        settings: &KafkaSettings,
+        transactional_id: &str,
+        timeout: Duration,
+    ) -> Result<Outbox, OutboxError> {
+        let producer: BaseProducer<OutboxContext> = settings
+            .transactional_producer_config(transactional_id)?
+            .create_with_context(OutboxContext::default())?;
+        producer.init_transactions(timeout)?;
+        producer.begin_transaction()?;
+        Ok(Outbox {
+            producer,
+            sent: 0,
+            transactional_id: Some(transactional_id.to_owned()),
+        })
+    }
+
+    pub fn transactional_id(&self) -> Option<&str> {
+        self.transactional_id.as_deref()
+    }
+
+    /// Commits the open transaction with `points` as the group's offsets (through the
+    /// transaction, `source`'s group metadata fencing a zombie), then begins the next one.
+    ///
+    /// librdkafka's error classes are handled as it documents them: a retriable error retries
+    /// the same call (until `timeout`); an abortable one aborts the transaction; a fatal one is
+    /// returned. Whatever is not known to have committed or aborted is [`TxnEnd::Uncertain`]:
+    /// the caller drops this producer and reads the group's committed offsets to learn the
+    /// outcome (a new producer with the same id completes or aborts it).
+    pub fn commit_transaction(
+        &mut self,
+        source: &crate::Source,
+        points: &[((String, i32), crate::CommitPoint)],
+        timeout: Duration,
+    ) -> Result<TxnEnd, TxnFatal> {
+        let deadline = Instant::now() + timeout;
+        if !points.is_empty() {
+            let Some(group) = source.group_metadata() else {
+                self.abort(deadline);
+                return Ok(TxnEnd::Aborted(
+                    "the consumer has no group generation".into(),
+                ));
+            };
+            let offsets = crate::source::offsets_tpl(points).map_err(TxnFatal::from_error)?;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self
+                    .producer
+                    .send_offsets_to_transaction(&offsets, &group, left)
+                {
+                    Ok(()) => break,
+                    Err(e) => match TxnErrorClass::of(&e) {
+                        TxnErrorClass::Fatal => return Err(TxnFatal::from_error(e)),
+                        TxnErrorClass::Abortable => {
+                            self.abort(deadline);
+                            return Ok(TxnEnd::Aborted(e.to_string()));
+                        }
+                        TxnErrorClass::Retriable if !left.is_zero() => {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        _ => return Ok(TxnEnd::Uncertain(e.to_string())),
+                    },
+                }
+            }
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.producer.commit_transaction(left) {
+                Ok(()) => break,
+                Err(e) => match TxnErrorClass::of(&e) {
+                    TxnErrorClass::Fatal => return Err(TxnFatal::from_error(e)),
+                    TxnErrorClass::Abortable => {
+                        self.abort(deadline);
+                        return Ok(TxnEnd::Aborted(e.to_string()));
+                    }
+                    // Retrying the same call continues the same commit (librdkafka keeps the
+                    // transaction's state); past the deadline the outcome is uncertain.
+                    TxnErrorClass::Retriable if !left.is_zero() => {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    _ => return Ok(TxnEnd::Uncertain(e.to_string())),
+                },
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        match self.producer.begin_transaction() {
+            Ok(()) => Ok(TxnEnd::Committed),
+            Err(e) if TxnErrorClass::of(&e) == TxnErrorClass::Fatal => Err(TxnFatal::from_error(e)),
+            Err(e) => Ok(TxnEnd::Uncertain(e.to_string())),
+        }
+    }
+
+    /// Aborts the open transaction (its records are never seen by `read_committed` readers).
+    /// Errors are not returned: the caller drops this producer afterwards, and the next
+    /// producer with the same id aborts whatever is still open.
+    pub fn abort(&mut self, deadline: Instant) {
+        for _ in 0..5 {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1));
+            match self.producer.abort_transaction(left) {
+                Ok(()) => return,
+                Err(e) if TxnErrorClass::of(&e) == TxnErrorClass::Retriable => continue,
+                Err(_) => return,
+            }
+        }
     }
 
     /// Queues a record; when librdkafka's queue is full, polls until there is room
@@ -177,6 +294,75 @@ impl Outbox {
     pub fn flush(&mut self, timeout: Duration) -> bool {
         let ok = self.producer.flush(timeout).is_ok();
         ok && self.inflight() == 0 && self.done().1 == 0
+    }
+}
+
+/// How a transaction ended, when it did not end in a fatal error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnEnd {
+    /// Committed; the next transaction is open.
+    Committed,
+    /// Aborted (an abortable error): rewind to the committed offsets.
+    Aborted(String),
+    /// Not known to have committed or aborted: drop the producer, then rewind to what the group
+    /// says is committed.
+    Uncertain(String),
+}
+
+/// A fatal transactional error (fenced by a newer producer with the same id, or refused by the
+/// broker for good): the process must stop.
+#[derive(Debug, thiserror::Error)]
+#[error("fatal Kafka transaction error: {message}{hint}")]
+pub struct TxnFatal {
+    pub message: String,
+    hint: &'static str,
+}
+
+impl TxnFatal {
+    pub fn from_error(e: KafkaError) -> TxnFatal {
+        let fenced = matches!(
+            e.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::Fenced
+                    | RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+            )
+        );
+        TxnFatal {
+            message: e.to_string(),
+            hint: if fenced {
+                " (fenced: another engauge process took over these partitions with the same \
+                 transactional id; this one stops)"
+            } else {
+                ""
+            },
+        }
+    }
+}
+
+/// librdkafka's classes of transactional errors, as its documentation tells callers to act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnErrorClass {
+    /// Retry the same call.
+    Retriable,
+    /// Abort the transaction, then carry on.
+    Abortable,
+    /// The producer is unusable: stop.
+    Fatal,
+    /// Neither of the above (not a transactional error, or no flag set).
+    Other,
+}
+
+impl TxnErrorClass {
+    pub fn of(e: &KafkaError) -> TxnErrorClass {
+        match e {
+            KafkaError::Transaction(r) if r.is_fatal() => TxnErrorClass::Fatal,
+            KafkaError::Transaction(r) if r.txn_requires_abort() => TxnErrorClass::Abortable,
+            KafkaError::Transaction(r) if r.is_retriable() => TxnErrorClass::Retriable,
+            // rdkafka flushes before committing: a flush that timed out committed nothing yet.
+            KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut) => TxnErrorClass::Retriable,
+            _ => TxnErrorClass::Other,
+        }
     }
 }
 

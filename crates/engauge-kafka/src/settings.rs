@@ -72,16 +72,52 @@ impl KafkaSettings {
             .set("compression.type", "lz4")
             .set("client.id", "engauge");
         for (k, v) in &self.producer {
-            if k == "enable.idempotence" && v != "true" {
+            let unsupported = match k.as_str() {
+                "enable.idempotence" => (v != "true")
+                    .then_some("snapshots and dead letters rely on the idempotent producer"),
+                "transactional.id" => Some(
+                    "engauge derives transactional ids from the group and the assigned partitions \
+                     (set guarantee = \"exactly_once\")",
+                ),
+                _ => None,
+            };
+            if let Some(why) = unsupported {
                 return Err(SettingsError {
                     table: "producer",
                     key: k.clone(),
                     value: v.clone(),
-                    why: "snapshots and dead letters rely on the idempotent producer",
+                    why,
                 });
             }
             c.set(k, v);
         }
         Ok(c)
+    }
+
+    /// Producer properties for exactly-once: the idempotent producer's, plus `transactional.id`.
+    pub fn transactional_producer_config(
+        &self,
+        transactional_id: &str,
+    ) -> Result<ClientConfig, SettingsError> {
+        let mut c = self.producer_config()?;
+        c.set("transactional.id", transactional_id);
+        Ok(c)
+    }
+
+    /// The `transactional.id` of a member owning `partitions`: deterministic per group and
+    /// partition set, so the next owner of the same set fences a zombie predecessor
+    /// (`init_transactions` aborts its open transaction). A member whose set differs is fenced
+    /// by the group generation carried with its transactional offset commits (KIP-447).
+    pub fn transactional_id(&self, partitions: &[(String, i32)]) -> String {
+        let mut sorted: Vec<&(String, i32)> = partitions.iter().collect();
+        sorted.sort();
+        // FNV-1a: stable across versions and platforms (unlike the std hasher).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (topic, partition) in sorted {
+            for b in topic.bytes().chain([0]).chain(partition.to_le_bytes()) {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("engauge-{}-{}-{h:016x}", self.group_id, partitions.len())
     }
 }

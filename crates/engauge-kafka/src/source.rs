@@ -52,6 +52,20 @@ impl SourceContext {
     }
 }
 
+/// Commit points as offsets with their metadata.
+pub(crate) fn offsets_tpl(
+    points: &[((String, i32), CommitPoint)],
+) -> Result<TopicPartitionList, KafkaError> {
+    let mut tpl = Tpl::new();
+    for ((t, p), point) in points {
+        tpl.add_partition_offset(t, *p, Offset::Offset(point.rebuild_from))?;
+        if let Some(mut e) = tpl.find_partition(t, *p) {
+            e.set_metadata(point.metadata());
+        }
+    }
+    Ok(tpl)
+}
+
 fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
     tpl.elements()
         .iter()
@@ -124,6 +138,8 @@ impl ConsumerContext for SourceContext {
 /// A consumer-group member subscribed to the input topics.
 pub struct Source {
     consumer: BaseConsumer<SourceContext>,
+    /// `auto.offset.reset` points at the end (where a partition without a commit starts).
+    reset_to_end: bool,
 }
 
 impl std::fmt::Debug for Source {
@@ -142,7 +158,37 @@ impl Source {
             })?;
         let topics: Vec<&str> = settings.input_topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
-        Ok(Source { consumer })
+        let reset_to_end = settings
+            .consumer
+            .get("auto.offset.reset")
+            .is_some_and(|v| matches!(v.as_str(), "latest" | "largest" | "end"));
+        Ok(Source {
+            consumer,
+            reset_to_end,
+        })
+    }
+
+    /// The group generation to send with transactional offset commits (`None` outside a group).
+    pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
+        self.consumer.group_metadata()
+    }
+
+    /// Moves the fetch position of an assigned partition: to `offset`, or where a partition
+    /// without a commit starts (`auto.offset.reset`) when `None`. Messages fetched before are
+    /// discarded by librdkafka.
+    pub fn seek(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: Option<i64>,
+        timeout: Duration,
+    ) -> Result<(), KafkaError> {
+        let offset = match offset {
+            Some(o) => Offset::Offset(o),
+            None if self.reset_to_end => Offset::End,
+            None => Offset::Beginning,
+        };
+        self.consumer.seek(topic, partition, offset, timeout)
     }
 
     /// The next message, end-of-partition notice (`Err(PartitionEOF)`) or error.
@@ -178,17 +224,6 @@ impl Source {
             .collect())
     }
 
-    fn tpl(points: &[((String, i32), CommitPoint)]) -> Result<TopicPartitionList, KafkaError> {
-        let mut tpl = Tpl::new();
-        for ((t, p), point) in points {
-            tpl.add_partition_offset(t, *p, Offset::Offset(point.rebuild_from))?;
-            if let Some(mut e) = tpl.find_partition(t, *p) {
-                e.set_metadata(point.metadata());
-            }
-        }
-        Ok(tpl)
-    }
-
     /// Commits these points, and remembers them as what to hand over on a revoke.
     pub fn commit(
         &self,
@@ -198,7 +233,7 @@ impl Source {
         if points.is_empty() {
             return Ok(());
         }
-        let tpl = Self::tpl(points)?;
+        let tpl = offsets_tpl(points)?;
         self.consumer.context().shared().safe = Some(tpl.clone());
         self.consumer.commit(&tpl, mode)
     }

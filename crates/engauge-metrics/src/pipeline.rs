@@ -16,6 +16,9 @@ use crate::{Health, MetricsError};
 /// `engauge_events_rejected_total` (the codec's `RejectReason::TooLate` label).
 pub const TOO_LATE_REASON: &str = "too_late";
 
+/// Why an exactly-once transaction was aborted (the `reason` label values).
+pub const TRANSACTION_ABORT_REASONS: [&str; 3] = ["revoked", "abortable_error", "uncertain_commit"];
+
 /// The pipeline's own metrics, registered in one registry.
 ///
 /// Counters the engine keeps as running totals ([`EngineStats`]) are fed with
@@ -32,6 +35,8 @@ pub struct PipelineMetrics {
     watermark: Gauge,
     consumer_lag: IntGaugeVec,
     snapshots_published: IntCounter,
+    transactions_committed: IntCounter,
+    transactions_aborted: IntCounterVec,
     window_last_close: GaugeVec,
     segment_overflow: IntCounterVec,
     feature_overflow: IntCounter,
@@ -111,6 +116,17 @@ impl PipelineMetrics {
                 "engauge_snapshots_published_total",
                 "KPI snapshots published to the snapshot topic.",
             )?,
+            transactions_committed: IntCounter::new(
+                "engauge_transactions_committed_total",
+                "Exactly-once: Kafka transactions committed (snapshots, dead letters and input offsets).",
+            )?,
+            transactions_aborted: IntCounterVec::new(
+                Opts::new(
+                    "engauge_transactions_aborted_total",
+                    "Exactly-once: Kafka transactions aborted, by reason (the work is redone from the last commit).",
+                ),
+                &["reason"],
+            )?,
             window_last_close: GaugeVec::new(
                 Opts::new(
                     "engauge_window_last_close_timestamp_seconds",
@@ -158,6 +174,9 @@ impl PipelineMetrics {
             )?,
             engine_seen: Mutex::new(EngineSeen::default()),
         };
+        for reason in TRANSACTION_ABORT_REASONS {
+            metrics.transactions_aborted.with_label_values(&[reason]);
+        }
         for reason in reasons {
             metrics.events_rejected.with_label_values(&[*reason]);
             metrics.dead_letters.with_label_values(&[*reason]);
@@ -182,6 +201,8 @@ impl PipelineMetrics {
             Box::new(metrics.watermark.clone()),
             Box::new(metrics.consumer_lag.clone()),
             Box::new(metrics.snapshots_published.clone()),
+            Box::new(metrics.transactions_committed.clone()),
+            Box::new(metrics.transactions_aborted.clone()),
             Box::new(metrics.window_last_close.clone()),
             Box::new(metrics.segment_overflow.clone()),
             Box::new(metrics.feature_overflow.clone()),
@@ -224,6 +245,15 @@ impl PipelineMetrics {
     /// Adds `n` snapshots published to the snapshot topic.
     pub fn add_consumer_stall(&self) {
         self.consumer_stalls.inc();
+    }
+
+    pub fn add_transaction_committed(&self) {
+        self.transactions_committed.inc();
+    }
+
+    /// Counts an aborted transaction; `reason` is one of [`TRANSACTION_ABORT_REASONS`].
+    pub fn add_transaction_aborted(&self, reason: &str) {
+        self.transactions_aborted.with_label_values(&[reason]).inc();
     }
 
     pub fn add_snapshots_published(&self, n: u64) {

@@ -363,6 +363,10 @@ impl Default for RawHttp {
 struct RawConfig {
     /// `exact` (default) or `sketch`, for windows that do not set their own.
     distinct: Option<String>,
+    /// `at_least_once` (default) or `exactly_once`.
+    guarantee: Option<String>,
+    /// Exactly-once: one Kafka transaction per interval.
+    checkpoint_interval: Option<Duration>,
     sketch: Option<RawSketch>,
     #[serde(default)]
     snapshot: RawSnapshot,
@@ -413,6 +417,23 @@ pub struct Config {
     pub stall_timeout: Millis,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     pub http_listen: SocketAddr,
+    /// What a reader of the snapshot topic can rely on.
+    pub guarantee: Guarantee,
+    /// Exactly-once: snapshots, dead letters and input offsets commit in one Kafka transaction
+    /// this often.
+    pub checkpoint_interval: Millis,
+}
+
+/// Delivery guarantee of snapshots and dead letters (`guarantee = …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Guarantee {
+    /// Idempotent producer, offsets committed once effects are confirmed; a crash can publish
+    /// an instance again (readers dedup by key). The default.
+    #[default]
+    AtLeastOnce,
+    /// Kafka transactions: a `read_committed` reader sees every (window instance, segment)
+    /// exactly once.
+    ExactlyOnce,
 }
 
 impl Default for Config {
@@ -550,6 +571,19 @@ impl Config {
                 })
                 .collect::<anyhow::Result<BTreeMap<String, String>>>()
         };
+        let guarantee = match raw.guarantee.as_deref() {
+            None | Some("at_least_once") => Guarantee::AtLeastOnce,
+            Some("exactly_once") => Guarantee::ExactlyOnce,
+            Some(other) => {
+                bail!("guarantee: {other:?} is neither \"at_least_once\" nor \"exactly_once\"")
+            }
+        };
+        let checkpoint_interval = raw
+            .checkpoint_interval
+            .map_or(10 * engauge_core::time::SECOND, |d| d.0);
+        if checkpoint_interval < 100 {
+            bail!("checkpoint_interval: must be at least 100ms");
+        }
         let kafka = engauge_kafka::KafkaSettings {
             brokers: k.brokers,
             group_id: k.group_id,
@@ -572,6 +606,8 @@ impl Config {
             max_pending_events: k.max_pending_events,
             stall_timeout: k.stall_timeout.0,
             http_listen,
+            guarantee,
+            checkpoint_interval,
         })
     }
 }

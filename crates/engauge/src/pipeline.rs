@@ -19,9 +19,10 @@ use engauge_core::time::HOUR;
 use engauge_core::{Engine, Ingested, Millis, Snapshot, WatermarkTracker};
 use engauge_kafka::{
     CommitMode, CommitPoint, Headers, KafkaError, Message, OutRecord, Outbox, Rebalance, Source,
+    TxnEnd, TxnErrorClass,
 };
 
-use crate::config::Config;
+use crate::config::{Config, Guarantee};
 use crate::telemetry::Telemetry;
 use crate::watchdog::Watchdog;
 
@@ -102,6 +103,29 @@ struct Assignment {
     published: Option<Millis>,
 }
 
+impl Assignment {
+    /// Each partition's commit point (partitions not read from yet have none).
+    fn commit_points(&mut self, lookback: Millis) -> Vec<((String, i32), CommitPoint)> {
+        let needed = self
+            .engine
+            .watermark()
+            .map_or(Millis::MIN, |wm| wm - lookback);
+        let published = self.published;
+        self.partitions
+            .iter_mut()
+            .filter(|(_, s)| s.started_at >= 0)
+            .map(|(part, state)| {
+                let point = CommitPoint {
+                    rebuild_from: state.rebuild_from(needed).min(state.next),
+                    next: state.next.max(state.replay_until),
+                    published,
+                };
+                (part.clone(), point)
+            })
+            .collect()
+    }
+}
+
 /// Runs the pipeline until `shutdown` is set. Returns after a graceful stop: fetching stopped,
 /// effects flushed, offsets committed, group left.
 pub fn run(
@@ -111,11 +135,23 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let settings = &config.kafka;
     let mut source = Source::new(settings).context("cannot create the Kafka consumer")?;
-    let mut outbox = Outbox::new(settings).context("cannot create the Kafka producer")?;
+    let exactly_once = config.guarantee == Guarantee::ExactlyOnce;
+    // Exactly-once: a transactional producer per assignment (its id names the partition set).
+    let outbox = if exactly_once {
+        None
+    } else {
+        Some(Outbox::new(settings).context("cannot create the Kafka producer")?)
+    };
+    let commit_every = Duration::from_millis(if exactly_once {
+        config.checkpoint_interval
+    } else {
+        config.commit_interval
+    } as u64);
     let mut pipeline = Pipeline {
         config,
         telemetry,
-        outbox: &mut outbox,
+        exactly_once,
+        outbox,
         assignment: None,
         snapshots: Vec::new(),
         decode: DecodeContext {
@@ -139,6 +175,7 @@ pub fn run(
             Instant::now(),
         ),
         progressed: false,
+        recreate_consumer: false,
     };
     telemetry.set_not_ready("waiting for a partition assignment");
     let mut last_tick = Instant::now();
@@ -146,6 +183,16 @@ pub fn run(
     while !shutdown.load(Ordering::Relaxed) {
         for rebalance in source.take_rebalances() {
             pipeline.rebalance(&source, rebalance)?;
+        }
+        if pipeline.recreate_consumer {
+            // A rewind could not seek: leave the group and join again (the new assignment
+            // rebuilds from the committed offsets).
+            pipeline.recreate_consumer = false;
+            pipeline.release();
+            source.close();
+            source = Source::new(settings).context("cannot recreate the Kafka consumer")?;
+            pipeline.watchdog.reset(Instant::now());
+            continue;
         }
         let busy = match source.poll(Duration::from_millis(20)) {
             Some(Ok(message)) => {
@@ -176,23 +223,27 @@ pub fn run(
                 // Hand over what is safe, leave the group and join again with a new consumer:
                 // the new assignment rebuilds from the committed offsets.
                 pipeline.commit(&source, CommitMode::Sync)?;
+                pipeline.release();
                 source.close();
-                pipeline.assignment = None;
                 source = Source::new(settings).context("cannot recreate the Kafka consumer")?;
                 pipeline.watchdog.reset(Instant::now());
             }
         }
-        if clock.duration_since(pipeline.last_commit)
-            >= Duration::from_millis(config.commit_interval as u64)
-        {
+        if clock.duration_since(pipeline.last_commit) >= commit_every {
             pipeline.commit(&source, CommitMode::Async)?;
         }
     }
     // Graceful stop: publish what closed, wait for every delivery, commit, leave the group.
     let _ = pipeline.tick(&source, now_millis());
     pipeline.commit(&source, CommitMode::Sync)?;
+    if exactly_once {
+        // Committed above; nothing open remains (an abort of an empty transaction).
+        pipeline.release();
+    }
     source.close();
-    if !outbox.flush(Duration::from_secs(10)) {
+    if let Some(outbox) = pipeline.outbox.as_mut()
+        && !outbox.flush(Duration::from_secs(10))
+    {
         eprintln!("engauge: some records were not confirmed before shutdown");
     }
     Ok(())
@@ -201,7 +252,12 @@ pub fn run(
 struct Pipeline<'a> {
     config: &'a Config,
     telemetry: &'a Telemetry,
-    outbox: &'a mut Outbox,
+    exactly_once: bool,
+    /// The producer of snapshots and dead letters. Exactly-once: transactional, created for
+    /// each assignment, `None` while nothing is assigned.
+    outbox: Option<Outbox>,
+    /// A rewind could not seek the consumer: the main loop recreates it.
+    recreate_consumer: bool,
     assignment: Option<Assignment>,
     snapshots: Vec<Snapshot>,
     /// Decoding settings; `now` is refreshed every tick (50 ms), which is all the precision the
@@ -242,60 +298,140 @@ impl Pipeline<'_> {
     fn rebalance(&mut self, source: &Source, rebalance: Rebalance) -> anyhow::Result<()> {
         match rebalance {
             Rebalance::Revoked(parts) => {
-                // The revoke callback committed the last safe offsets for the next owner.
-                self.assignment = None;
+                // At least once: the revoke callback committed the last safe offsets for the
+                // next owner. Exactly once: the open transaction is aborted (the partitions are
+                // gone, so its offsets could no longer commit); the next owner redoes its work.
+                if self.exactly_once && self.outbox.is_some() {
+                    self.telemetry.transaction_aborted("revoked");
+                }
+                self.release();
                 self.telemetry.partitions_revoked(&parts);
                 self.telemetry
                     .set_not_ready("partitions revoked, waiting for an assignment");
             }
-            Rebalance::Assigned(parts) => {
-                // The group coordinator can be briefly unavailable right after a rebalance.
-                let mut attempt = 0;
-                let points = loop {
-                    match source.committed(&parts, Duration::from_secs(10)) {
-                        Ok(points) => break points,
-                        Err(e) if attempt < 5 => {
-                            self.telemetry.kafka_error(&e);
-                            attempt += 1;
-                            std::thread::sleep(Duration::from_secs(2));
-                        }
-                        Err(e) => return Err(e).context("cannot read committed offsets"),
-                    }
-                };
-                let now = now_millis();
-                let mut tracker = WatermarkTracker::new(
-                    self.config.engine.allowed_lateness,
-                    self.config.idle_timeout,
-                );
-                let mut partitions = Vec::with_capacity(parts.len());
-                for (index, (part, point)) in parts.iter().zip(&points).enumerate() {
-                    let index = index as i32;
-                    tracker.assign(index, now);
-                    let state = match point {
-                        Some(p) => PartitionState::new(index, p.rebuild_from, p.next),
-                        // No commit of ours: librdkafka's auto.offset.reset decides; nothing
-                        // before it was processed by anyone.
-                        None => PartitionState::new(index, -1, -1),
-                    };
-                    partitions.push((part.clone(), state));
+            Rebalance::Assigned(parts) => self.assign(source, parts, false)?,
+        }
+        Ok(())
+    }
+
+    /// Drops the assignment; exactly-once: aborts the open transaction and drops the producer.
+    fn release(&mut self) {
+        self.assignment = None;
+        if self.exactly_once
+            && let Some(mut outbox) = self.outbox.take()
+        {
+            outbox.abort(Instant::now() + Duration::from_secs(5));
+        }
+    }
+
+    /// Exactly-once: the transactional producer for `parts`, retrying what librdkafka calls
+    /// retriable (a coordinator not available yet); a fatal error stops the pipeline.
+    fn transactional_outbox(&self, parts: &[(String, i32)]) -> anyhow::Result<Outbox> {
+        let id = self.config.kafka.transactional_id(parts);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match Outbox::transactional(&self.config.kafka, &id, Duration::from_secs(10)) {
+                Ok(outbox) => return Ok(outbox),
+                Err(engauge_kafka::OutboxError::Kafka(e))
+                    if TxnErrorClass::of(&e) != TxnErrorClass::Fatal
+                        && Instant::now() < deadline =>
+                {
+                    self.telemetry.kafka_error(&e);
+                    std::thread::sleep(Duration::from_secs(1));
                 }
-                // Instances up to the furthest published watermark were published already.
-                let suppress = points.iter().flatten().filter_map(|p| p.published).max();
-                self.assignment = Some(Assignment {
-                    engine: Engine::new(self.config.engine.clone())?,
-                    tracker,
-                    partitions,
-                    suppress_until: suppress,
-                    published: suppress,
-                });
-                if parts.is_empty() {
-                    self.telemetry.set_not_ready("no partition assigned");
-                } else {
-                    self.telemetry.set_ready();
+                Err(engauge_kafka::OutboxError::Kafka(e)) => {
+                    return Err(engauge_kafka::TxnFatal::from_error(e))
+                        .context("cannot start the transactional producer");
+                }
+                Err(e) => return Err(e).context("cannot create the transactional producer"),
+            }
+        }
+    }
+
+    /// Starts owning `parts`: state rebuilt from each partition's committed point. With
+    /// `seek`, the consumer is moved back to those points first (a rewind after an aborted or
+    /// uncertain transaction; a new assignment starts there by itself).
+    fn assign(
+        &mut self,
+        source: &Source,
+        parts: Vec<(String, i32)>,
+        seek: bool,
+    ) -> anyhow::Result<()> {
+        if self.exactly_once && !parts.is_empty() {
+            // First, so that a predecessor's open transaction (same partitions) is fenced and
+            // resolved before its offsets are read.
+            self.outbox = Some(self.transactional_outbox(&parts)?);
+        }
+        // The group coordinator can be briefly unavailable right after a rebalance.
+        let mut attempt = 0;
+        let points = loop {
+            match source.committed(&parts, Duration::from_secs(10)) {
+                Ok(points) => break points,
+                Err(e) if attempt < 5 => {
+                    self.telemetry.kafka_error(&e);
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e).context("cannot read committed offsets"),
+            }
+        };
+        if seek {
+            for (part, point) in parts.iter().zip(&points) {
+                let to = point.map(|p| p.rebuild_from);
+                if let Err(e) = source.seek(&part.0, part.1, to, Duration::from_secs(10)) {
+                    self.telemetry.kafka_error(&e);
+                    self.recreate_consumer = true;
+                    return Ok(());
                 }
             }
         }
+        let now = now_millis();
+        let mut tracker = WatermarkTracker::new(
+            self.config.engine.allowed_lateness,
+            self.config.idle_timeout,
+        );
+        let mut partitions = Vec::with_capacity(parts.len());
+        for (index, (part, point)) in parts.iter().zip(&points).enumerate() {
+            let index = index as i32;
+            tracker.assign(index, now);
+            let state = match point {
+                Some(p) => PartitionState::new(index, p.rebuild_from, p.next),
+                // No commit of ours: librdkafka's auto.offset.reset decides; nothing
+                // before it was processed by anyone.
+                None => PartitionState::new(index, -1, -1),
+            };
+            partitions.push((part.clone(), state));
+        }
+        // Instances up to the furthest published watermark were published already.
+        let suppress = points.iter().flatten().filter_map(|p| p.published).max();
+        self.assignment = Some(Assignment {
+            engine: Engine::new(self.config.engine.clone())?,
+            tracker,
+            partitions,
+            suppress_until: suppress,
+            published: suppress,
+        });
+        if parts.is_empty() {
+            self.telemetry.set_not_ready("no partition assigned");
+        } else {
+            self.telemetry.set_ready();
+        }
         Ok(())
+    }
+
+    /// Exactly-once, after an aborted or uncertain transaction: a new producer (which resolves
+    /// whatever is still open under the same id), then state and positions rewound to what the
+    /// group says is committed.
+    fn rewind(&mut self, source: &Source, reason: &'static str) -> anyhow::Result<()> {
+        let parts: Vec<(String, i32)> = self
+            .assignment
+            .as_ref()
+            .map(|a| a.partitions.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default();
+        self.telemetry.transaction_aborted(reason);
+        self.outbox = None; // Dropping it purges what it still holds.
+        self.assignment = None;
+        self.assign(source, parts, true)
     }
 
     fn message(&mut self, message: &engauge_kafka::BorrowedMessage<'_>) {
@@ -373,13 +509,15 @@ impl Pipeline<'_> {
                             }
                         }
                     }
-                    self.outbox.send(&OutRecord {
-                        topic: self.config.kafka.dead_letter_topic.clone(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        payload: payload.to_vec(),
-                        headers,
-                    });
-                    self.telemetry.dead_lettered(reason.as_str());
+                    if let Some(outbox) = self.outbox.as_mut() {
+                        outbox.send(&OutRecord {
+                            topic: self.config.kafka.dead_letter_topic.clone(),
+                            key: message.key().map(<[u8]>::to_vec),
+                            payload: payload.to_vec(),
+                            headers,
+                        });
+                        self.telemetry.dead_lettered(reason.as_str());
+                    }
                 }
             }
         }
@@ -414,7 +552,9 @@ impl Pipeline<'_> {
     fn tick(&mut self, source: &Source, now: Millis) -> bool {
         self.decode.now = now;
         self.flush_counts();
-        self.outbox.poll(Duration::ZERO);
+        if let Some(outbox) = self.outbox.as_mut() {
+            outbox.poll(Duration::ZERO);
+        }
         let lag = source.lag();
         let progressed = std::mem::take(&mut self.progressed);
         let Some(assignment) = self.assignment.as_mut() else {
@@ -454,7 +594,9 @@ impl Pipeline<'_> {
         if let Some(wm) = assignment.tracker.watermark(now) {
             assignment.engine.advance(wm, &mut self.snapshots);
         }
-        if !self.snapshots.is_empty() {
+        if let Some(outbox) = self.outbox.as_mut()
+            && !self.snapshots.is_empty()
+        {
             let emitted_at = now;
             // The newest instance (end) of each window that closed.
             let mut newest: Vec<(&str, Millis)> = Vec::new();
@@ -466,7 +608,7 @@ impl Pipeline<'_> {
                     let key = record.key.get_or_insert_with(Vec::new);
                     key.clear();
                     snap.write_key(key);
-                    self.outbox.send(record);
+                    outbox.send(record);
                     self.telemetry.snapshot_published();
                 }
                 match newest.iter_mut().find(|(w, _)| *w == &*snap.window) {
@@ -531,8 +673,31 @@ impl Pipeline<'_> {
         let Some(assignment) = self.assignment.as_mut() else {
             return Ok(());
         };
-        let settled = self
-            .outbox
+        let Some(outbox) = self.outbox.as_mut() else {
+            return Ok(());
+        };
+        if self.exactly_once {
+            let points = assignment.commit_points(lookback);
+            return match outbox.commit_transaction(source, &points, Duration::from_secs(30)) {
+                Ok(TxnEnd::Committed) => {
+                    self.telemetry.transaction_committed();
+                    Ok(())
+                }
+                Ok(TxnEnd::Aborted(why)) => {
+                    eprintln!("engauge: transaction aborted ({why}); rewinding to the last commit");
+                    self.rewind(source, "abortable_error")
+                }
+                Ok(TxnEnd::Uncertain(why)) => {
+                    eprintln!(
+                        "engauge: transaction outcome uncertain ({why}); recreating the producer \
+                         and rewinding to what the group committed"
+                    );
+                    self.rewind(source, "uncertain_commit")
+                }
+                Err(fatal) => Err(fatal).context("stopping"),
+            };
+        }
+        let settled = outbox
             .settle(Duration::from_secs(5))
             .context("stopping: an effect could not be delivered")?;
         if !settled {
@@ -540,23 +705,7 @@ impl Pipeline<'_> {
                 .set_not_ready("snapshot or dead-letter deliveries are not confirmed");
             return Ok(()); // Try again next interval; nothing is committed past an unconfirmed effect.
         }
-        let needed = assignment
-            .engine
-            .watermark()
-            .map_or(Millis::MIN, |wm| wm - lookback);
-        let points: Vec<((String, i32), CommitPoint)> = assignment
-            .partitions
-            .iter_mut()
-            .filter(|(_, s)| s.started_at >= 0)
-            .map(|(part, state)| {
-                let point = CommitPoint {
-                    rebuild_from: state.rebuild_from(needed).min(state.next),
-                    next: state.next.max(state.replay_until),
-                    published: assignment.published,
-                };
-                (part.clone(), point)
-            })
-            .collect();
+        let points = assignment.commit_points(lookback);
         if let Err(e) = source.commit(&points, mode) {
             self.telemetry.kafka_error(&e);
         }

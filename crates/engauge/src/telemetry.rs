@@ -148,6 +148,17 @@ impl Telemetry {
         self.health.set_not_ready(&reason);
     }
 
+    /// Exactly-once: a transaction committed.
+    pub fn transaction_committed(&self) {
+        self.pipeline.add_transaction_committed();
+    }
+
+    /// Exactly-once: a transaction aborted for `reason` (`revoked`, `abortable_error`,
+    /// `uncertain_commit`).
+    pub fn transaction_aborted(&self, reason: &str) {
+        self.pipeline.add_transaction_aborted(reason);
+    }
+
     pub fn set_ready(&self) {
         self.health.set_ready();
     }

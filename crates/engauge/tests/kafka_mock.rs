@@ -6,123 +6,16 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use engauge::config::Config;
 use engauge::pipeline::now_millis;
 use engauge_codec::{DecodeContext, SnapshotRecord, decode_event};
-use engauge_core::time::{DAY, MINUTE};
+use engauge_core::time::DAY;
 use engauge_gen::GenConfig;
-use support::{Cluster, DEAD_LETTERS, INPUT, Running, SNAPSHOTS, by_instance, config, read_topic};
-
-type Instances = BTreeMap<(String, i64, String), SnapshotRecord>;
-
-/// Generated history: `days` of events ending an hour ago, some malformed.
-fn history(events: u64, days: u32, seed: u64) -> GenConfig {
-    GenConfig {
-        events,
-        users: 3_000,
-        days,
-        seed,
-        // Ends a day before now (the generator's span is calibrated statistically: within hours of `days`): every instance the
-        // replay closes is also closed by the live pipeline's watermark (now − lateness).
-        start: now_millis() - i64::from(days) * DAY - DAY,
-        bad_ratio: 0.01,
-        ..GenConfig::default()
-    }
-}
-
-/// What `engauge replay` makes of the same stream: (snapshots by instance, rejected lines).
-fn reference(config: &Config, cfg: &GenConfig) -> (Instances, u64, i64) {
-    let mut input = Vec::new();
-    engauge_gen::write_ndjson(cfg.clone(), &mut input).expect("generate");
-    let mut output = Vec::new();
-    let summary =
-        engauge::replay::replay(config, &input[..], &mut output, now_millis).expect("replay");
-    let lines: Vec<Vec<u8>> = output
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
-    // A small generated stream's span varies by about a day, so some events can lie ahead of
-    // the wall clock (accepted within max_future_skew). The replay closes instances up to the
-    // greatest event time; a live pipeline only up to now − lateness: compare those.
-    let closable = now_millis() - config.engine.allowed_lateness - MINUTE;
-    let instances: Instances = by_instance(lines)
-        .into_iter()
-        .filter(|(k, _)| k.1 <= closable)
-        .collect();
-    let last_end = instances.keys().map(|k| k.1).max().expect("some snapshot");
-    (instances, summary.rejected.values().sum(), last_end)
-}
-
-fn produce(bootstrap: &str, cfg: &GenConfig) -> u64 {
-    engauge::produce::produce(
-        bootstrap,
-        INPUT,
-        cfg.clone(),
-        false,
-        &Arc::new(AtomicBool::new(false)),
-    )
-    .expect("produce")
-}
-
-fn metric(telemetry: &engauge::telemetry::Telemetry, line_prefix: &str) -> f64 {
-    let text = engauge_metrics::render(&telemetry.registry).expect("render");
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("metric {line_prefix} not exported"))
-}
-
-/// Everything consumed, and the watermark past the data (partitions idle → wall clock).
-fn caught_up(total: u64) -> impl Fn(&engauge::telemetry::Telemetry) -> bool {
-    let target = now_millis() - 11 * MINUTE;
-    move |t| {
-        let (consumed, _, wm, _) = t.view();
-        consumed >= total && wm.is_some_and(|w| w >= target)
-    }
-}
-
-fn published(bootstrap: &str, last_end: i64) -> Instances {
-    let records = read_topic(bootstrap, SNAPSHOTS, Duration::from_secs(2));
-    for r in &records {
-        let key = String::from_utf8(r.key.clone().expect("snapshots are keyed")).expect("utf-8");
-        assert!(key.contains('|'), "key {key}");
-    }
-    by_instance(records.into_iter().map(|r| r.payload))
-        .into_iter()
-        .filter(|(k, _)| k.1 <= last_end)
-        .collect()
-}
-
-fn assert_same(actual: &Instances, expected: &Instances) {
-    let missing: Vec<_> = expected
-        .keys()
-        .filter(|k| !actual.contains_key(*k))
-        .collect();
-    let extra: Vec<_> = actual
-        .keys()
-        .filter(|k| !expected.contains_key(*k))
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing {missing:?}, unexpected {extra:?}"
-    );
-    assert_eq!(
-        actual.len(),
-        expected.len(),
-        "number of (window, end, segment) snapshots"
-    );
-    for (key, want) in expected {
-        let got = actual
-            .get(key)
-            .unwrap_or_else(|| panic!("missing snapshot {key:?}"));
-        assert_eq!(got, want, "snapshot {key:?}");
-    }
-}
+use support::{
+    Cluster, DEAD_LETTERS, INPUT, Running, SNAPSHOTS, assert_same, by_instance, caught_up, config,
+    history, metric, produce, published, read_topic, reference,
+};
 
 /// A fresh group reads 40 days of history on 4 partitions from the beginning: the KPIs equal the
 /// replay's, nothing is late, and every bad line is on the dead-letter topic with its reason.

@@ -10,10 +10,13 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use engauge::config::Config;
+use engauge::pipeline::now_millis;
 use engauge::telemetry::Telemetry;
 use engauge_codec::SnapshotRecord;
 use engauge_core::WindowSpec;
+use engauge_core::time::MINUTE;
 use engauge_core::time::{DAY, HOUR};
+use engauge_gen::GenConfig;
 use engauge_kafka::MockCluster;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -33,6 +36,8 @@ enum Command {
     /// Forget the pending errors of `api`.
     ClearErrors(RDKafkaApiKey),
     RoundTrip(Duration),
+    /// Moves the coordinator of a transactional id to a broker.
+    TxnCoordinator(String, i32),
     Stop,
 }
 
@@ -54,10 +59,14 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(partitions: i32) -> Cluster {
+        Cluster::with_brokers(1, partitions)
+    }
+
+    pub fn with_brokers(brokers: i32, partitions: i32) -> Cluster {
         let (boot_tx, boot_rx) = mpsc::channel();
         let (cmd_tx, cmd_rx) = mpsc::channel::<(Command, mpsc::Sender<()>)>();
         let thread = thread::spawn(move || {
-            let cluster = MockCluster::new(1).expect("mock cluster starts");
+            let cluster = MockCluster::new(brokers).expect("mock cluster starts");
             cluster.create_topic(INPUT, partitions, 1).expect("topic");
             cluster.create_topic(SNAPSHOTS, 1, 1).expect("topic");
             cluster.create_topic(DEAD_LETTERS, 1, 1).expect("topic");
@@ -73,6 +82,9 @@ impl Cluster {
                     Command::RoundTrip(delay) => cluster
                         .broker_round_trip_time(1, delay)
                         .expect("round-trip time"),
+                    Command::TxnCoordinator(id, broker) => cluster
+                        .coordinator(rdkafka::mocking::MockCoordinator::Transaction(id), broker)
+                        .expect("coordinator"),
                     Command::Stop => break,
                 }
                 let _ = done.send(());
@@ -117,6 +129,11 @@ impl Cluster {
     /// The next `count` requests of `api`, from any client, fail with `error`.
     pub fn request_errors(&self, api: RDKafkaApiKey, error: RDKafkaRespErr, count: usize) {
         self.send(Command::RequestErrors(api, error, count));
+    }
+
+    /// Makes `broker` the coordinator of transactional id `id`.
+    pub fn txn_coordinator(&self, id: &str, broker: i32) {
+        self.send(Command::TxnCoordinator(id.to_owned(), broker));
     }
 
     /// Delays every response of the broker by `delay` (zero: back to normal).
@@ -260,6 +277,28 @@ pub fn read_topic(bootstrap: &str, topic: &str, idle: Duration) -> Vec<Record> {
     out
 }
 
+/// Snapshots keyed by (window, end, key), the last of each, and how many were published more
+/// than once.
+pub fn last_by_instance(
+    lines: impl IntoIterator<Item = Vec<u8>>,
+) -> (BTreeMap<(String, i64, String), SnapshotRecord>, usize) {
+    let mut map = BTreeMap::new();
+    let mut repeated = 0;
+    for line in lines {
+        let mut r = SnapshotRecord::from_json(&line).expect("snapshot decodes to the SPEC schema");
+        let snap = r.to_snapshot();
+        r.watermark = 0;
+        r.emitted_at = 0;
+        if map
+            .insert((snap.window.clone(), snap.end, snap.key()), r)
+            .is_some()
+        {
+            repeated += 1;
+        }
+    }
+    (map, repeated)
+}
+
 /// Snapshots keyed by (window, end, key), minus the fields that depend on when they were made.
 pub fn by_instance(
     lines: impl IntoIterator<Item = Vec<u8>>,
@@ -279,4 +318,165 @@ pub fn by_instance(
         );
     }
     map
+}
+
+pub type Instances = BTreeMap<(String, i64, String), SnapshotRecord>;
+
+/// Generated history: `days` of events ending an hour ago, some malformed.
+pub fn history(events: u64, days: u32, seed: u64) -> GenConfig {
+    GenConfig {
+        events,
+        users: 3_000,
+        days,
+        seed,
+        // Ends a day before now (the generator's span is calibrated statistically: within hours of `days`): every instance the
+        // replay closes is also closed by the live pipeline's watermark (now − lateness).
+        start: now_millis() - i64::from(days) * DAY - DAY,
+        bad_ratio: 0.01,
+        ..GenConfig::default()
+    }
+}
+
+/// What `engauge replay` makes of the same stream: (snapshots by instance, rejected lines).
+pub fn reference(config: &Config, cfg: &GenConfig) -> (Instances, u64, i64) {
+    let mut input = Vec::new();
+    engauge_gen::write_ndjson(cfg.clone(), &mut input).expect("generate");
+    let mut output = Vec::new();
+    let summary =
+        engauge::replay::replay(config, &input[..], &mut output, now_millis).expect("replay");
+    let lines: Vec<Vec<u8>> = output
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    // A small generated stream's span varies by about a day, so some events can lie ahead of
+    // the wall clock (accepted within max_future_skew). The replay closes instances up to the
+    // greatest event time; a live pipeline only up to now − lateness: compare those.
+    let closable = now_millis() - config.engine.allowed_lateness - MINUTE;
+    let instances: Instances = by_instance(lines)
+        .into_iter()
+        .filter(|(k, _)| k.1 <= closable)
+        .collect();
+    let last_end = instances.keys().map(|k| k.1).max().expect("some snapshot");
+    (instances, summary.rejected.values().sum(), last_end)
+}
+
+pub fn produce(bootstrap: &str, cfg: &GenConfig) -> u64 {
+    engauge::produce::produce(
+        bootstrap,
+        INPUT,
+        cfg.clone(),
+        false,
+        &Arc::new(AtomicBool::new(false)),
+    )
+    .expect("produce")
+}
+
+pub fn metric(telemetry: &engauge::telemetry::Telemetry, line_prefix: &str) -> f64 {
+    let text = engauge_metrics::render(&telemetry.registry).expect("render");
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("metric {line_prefix} not exported"))
+}
+
+/// Everything consumed, and the watermark past the data (partitions idle → wall clock).
+pub fn caught_up(total: u64) -> impl Fn(&engauge::telemetry::Telemetry) -> bool {
+    let target = now_millis() - 11 * MINUTE;
+    move |t| {
+        let (consumed, _, wm, _) = t.view();
+        consumed >= total && wm.is_some_and(|w| w >= target)
+    }
+}
+
+pub fn published(bootstrap: &str, last_end: i64) -> Instances {
+    let records = read_topic(bootstrap, SNAPSHOTS, Duration::from_secs(2));
+    for r in &records {
+        let key = String::from_utf8(r.key.clone().expect("snapshots are keyed")).expect("utf-8");
+        assert!(key.contains('|'), "key {key}");
+    }
+    by_instance(records.into_iter().map(|r| r.payload))
+        .into_iter()
+        .filter(|(k, _)| k.1 <= last_end)
+        .collect()
+}
+
+pub fn assert_same(actual: &Instances, expected: &Instances) {
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .collect();
+    let extra: Vec<_> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, unexpected {extra:?}"
+    );
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "number of (window, end, segment) snapshots"
+    );
+    for (key, want) in expected {
+        let got = actual
+            .get(key)
+            .unwrap_or_else(|| panic!("missing snapshot {key:?}"));
+        assert_eq!(got, want, "snapshot {key:?}");
+    }
+}
+
+/// The configuration of [`config`] (plus guarantee and checkpoint interval) as a TOML file, for
+/// `engauge run` started as a child process.
+pub fn config_toml(config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let guarantee = match config.guarantee {
+        engauge::config::Guarantee::AtLeastOnce => "at_least_once",
+        engauge::config::Guarantee::ExactlyOnce => "exactly_once",
+    };
+    let _ = writeln!(t, "guarantee = \"{guarantee}\"");
+    let _ = writeln!(
+        t,
+        "checkpoint_interval = \"{}ms\"",
+        config.checkpoint_interval
+    );
+    for w in &config.engine.windows {
+        let _ = writeln!(
+            t,
+            "[[windows]]\nname = \"{}\"\nlength = \"{}ms\"\nslide = \"{}ms\"",
+            w.name, w.length, w.slide
+        );
+    }
+    let sets: Vec<String> = config
+        .engine
+        .segments
+        .sets
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect();
+    let _ = writeln!(t, "[segments]\nsets = [{}]", sets.join(", "));
+    let _ = writeln!(t, "[input]\nidle_timeout = \"{}ms\"", config.idle_timeout);
+    let k = &config.kafka;
+    let _ = writeln!(
+        t,
+        "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\ninput_topics = {:?}\nsnapshot_topic = \"{}\"\ndead_letter_topic = \"{}\"\ncommit_interval = \"{}ms\"",
+        k.brokers,
+        k.group_id,
+        k.input_topics,
+        k.snapshot_topic,
+        k.dead_letter_topic,
+        config.commit_interval
+    );
+    let _ = writeln!(t, "[kafka.consumer]");
+    for (key, value) in &k.consumer {
+        let _ = writeln!(t, "\"{key}\" = \"{value}\"");
+    }
+    let _ = writeln!(t, "[kafka.producer]");
+    for (key, value) in &k.producer {
+        let _ = writeln!(t, "\"{key}\" = \"{value}\"");
+    }
+    t
 }
