@@ -48,6 +48,90 @@ impl CommitPoint {
     }
 }
 
+/// A checkpoint record (exactly-once): one per input partition, keyed by [`checkpoint_key`],
+/// written to the checkpoint topic in the same transaction as the snapshots it covers and the
+/// input offsets. It repeats the commit point (some brokers keep no offset metadata) and carries
+/// the partition's engine state (empty in format version 1: state is rebuilt from the input).
+///
+/// Format (all integers little-endian): `EGCK`, version `u8`, `rebuild_from i64`, `next i64`,
+/// published flag `u8` and `i64`, state length `u32`, state bytes. A newer engauge reads every
+/// older version; an unknown newer version is refused (ignored, with a message, by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub point: CommitPoint,
+    pub state: Vec<u8>,
+}
+
+const CHECKPOINT_MAGIC: &[u8; 4] = b"EGCK";
+const CHECKPOINT_VERSION: u8 = 1;
+
+/// Why a checkpoint record was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("not an engauge checkpoint record")]
+    NotACheckpoint,
+    #[error(
+        "checkpoint format version {0} is newer than this engauge reads ({CHECKPOINT_VERSION})"
+    )]
+    NewerVersion(u8),
+    #[error("truncated checkpoint record")]
+    Truncated,
+}
+
+/// The checkpoint topic key of a group's input partition.
+pub fn checkpoint_key(group: &str, topic: &str, partition: i32) -> String {
+    format!("{group}/{topic}/{partition}")
+}
+
+impl Checkpoint {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(CHECKPOINT_MAGIC);
+        out.push(CHECKPOINT_VERSION);
+        out.extend_from_slice(&self.point.rebuild_from.to_le_bytes());
+        out.extend_from_slice(&self.point.next.to_le_bytes());
+        out.push(u8::from(self.point.published.is_some()));
+        out.extend_from_slice(&self.point.published.unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(&(self.state.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.state);
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+        let rest = bytes
+            .strip_prefix(CHECKPOINT_MAGIC)
+            .ok_or(CheckpointError::NotACheckpoint)?;
+        let (&version, mut rest) = rest.split_first().ok_or(CheckpointError::Truncated)?;
+        if version > CHECKPOINT_VERSION {
+            return Err(CheckpointError::NewerVersion(version));
+        }
+        if version == 0 {
+            return Err(CheckpointError::NotACheckpoint);
+        }
+        let mut take = |n: usize| -> Result<&[u8], CheckpointError> {
+            if rest.len() < n {
+                return Err(CheckpointError::Truncated);
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        let i64_at = |b: &[u8]| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+        let rebuild_from = i64_at(take(8)?);
+        let next = i64_at(take(8)?);
+        let has_published = take(1)?[0] == 1;
+        let published = i64_at(take(8)?);
+        let len = u32::from_le_bytes(take(4)?.try_into().unwrap_or([0; 4])) as usize;
+        let state = take(len)?.to_vec();
+        Ok(Checkpoint {
+            point: CommitPoint {
+                rebuild_from,
+                next,
+                published: has_published.then_some(published),
+            },
+            state,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +153,34 @@ mod tests {
             assert_eq!(CommitPoint::parse(p.rebuild_from, &p.metadata()), Some(p));
         }
         assert_eq!(CommitPoint::parse(3, ""), None);
+        for p in [
+            CommitPoint {
+                rebuild_from: 5,
+                next: 90,
+                published: Some(-3),
+            },
+            CommitPoint {
+                rebuild_from: 0,
+                next: 0,
+                published: None,
+            },
+        ] {
+            let c = Checkpoint {
+                point: p,
+                state: vec![1, 2, 3],
+            };
+            let mut bytes = Vec::new();
+            c.encode(&mut bytes);
+            assert_eq!(Checkpoint::decode(&bytes), Ok(c));
+            for cut in 0..bytes.len() {
+                assert!(Checkpoint::decode(&bytes[..cut]).is_err());
+            }
+            bytes[4] = 2;
+            assert_eq!(
+                Checkpoint::decode(&bytes),
+                Err(CheckpointError::NewerVersion(2))
+            );
+        }
         assert_eq!(CommitPoint::parse(3, "engauge1;next=x;published=-"), None);
     }
 }

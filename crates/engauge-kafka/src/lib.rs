@@ -7,13 +7,15 @@
 //! * [`CommitPoint`]: what a committed offset means here (rebuild start, processed position,
 //!   published watermark), encoded in the commit's metadata string.
 
+mod checkpoints;
 mod commit;
 mod log;
 mod outbox;
 mod settings;
 mod source;
 
-pub use commit::CommitPoint;
+pub use checkpoints::read_checkpoints;
+pub use commit::{Checkpoint, CheckpointError, CommitPoint, checkpoint_key};
 pub use outbox::{DeliveryFailed, OutRecord, Outbox, OutboxError, TxnEnd, TxnErrorClass, TxnFatal};
 pub use settings::{KafkaSettings, SettingsError};
 pub use source::{Rebalance, Source, SourceError};

@@ -114,8 +114,9 @@ impl Outbox {
         self.transactional_id.as_deref()
     }
 
-    /// Commits the open transaction with `points` as the group's offsets (through the
-    /// transaction, `source`'s group metadata fencing a zombie), then begins the next one.
+    /// Commits the open transaction with `points` as the group's offsets (each partition's
+    /// processed position `next`; through the transaction, `source`'s group metadata fencing a
+    /// zombie), then begins the next one.
     ///
     /// librdkafka's error classes are handled as it documents them: a retriable error retries
     /// the same call (until `timeout`); an abortable one aborts the transaction; a fatal one is
@@ -136,7 +137,7 @@ impl Outbox {
                     "the consumer has no group generation".into(),
                 ));
             };
-            let offsets = crate::source::offsets_tpl(points).map_err(TxnFatal::from_error)?;
+            let offsets = crate::source::offsets_tpl(points, true).map_err(TxnFatal::from_error)?;
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match self

@@ -12,6 +12,9 @@ pub struct KafkaSettings {
     pub input_topics: Vec<String>,
     pub snapshot_topic: String,
     pub dead_letter_topic: String,
+    /// Exactly-once: per-partition checkpoint records (compacted topic), written in the same
+    /// transaction as the snapshots and the input offsets.
+    pub checkpoint_topic: String,
     /// Extra consumer properties (`[kafka.consumer]`), applied last: they win.
     pub consumer: BTreeMap<String, String>,
     /// Extra producer properties (`[kafka.producer]`), applied last: they win.

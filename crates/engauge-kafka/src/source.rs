@@ -52,13 +52,21 @@ impl SourceContext {
     }
 }
 
-/// Commit points as offsets with their metadata.
+/// Commit points as offsets with their metadata: the rebuild start (at least once), or the
+/// processed position (`next`, exactly once: the checkpoint record committed with it says where
+/// to rebuild from).
 pub(crate) fn offsets_tpl(
     points: &[((String, i32), CommitPoint)],
+    processed: bool,
 ) -> Result<TopicPartitionList, KafkaError> {
     let mut tpl = Tpl::new();
     for ((t, p), point) in points {
-        tpl.add_partition_offset(t, *p, Offset::Offset(point.rebuild_from))?;
+        let offset = if processed {
+            point.next
+        } else {
+            point.rebuild_from
+        };
+        tpl.add_partition_offset(t, *p, Offset::Offset(offset))?;
         if let Some(mut e) = tpl.find_partition(t, *p) {
             e.set_metadata(point.metadata());
         }
@@ -207,6 +215,19 @@ impl Source {
         partitions: &[(String, i32)],
         timeout: Duration,
     ) -> Result<Vec<Option<CommitPoint>>, KafkaError> {
+        Ok(self
+            .committed_offsets(partitions, timeout)?
+            .into_iter()
+            .map(|c| c.and_then(|(offset, metadata)| CommitPoint::parse(offset, &metadata)))
+            .collect())
+    }
+
+    /// Committed offsets of `partitions` with their metadata strings, as the group stores them.
+    pub fn committed_offsets(
+        &self,
+        partitions: &[(String, i32)],
+        timeout: Duration,
+    ) -> Result<Vec<Option<(i64, String)>>, KafkaError> {
         let mut tpl = Tpl::new();
         for (t, p) in partitions {
             tpl.add_partition(t, *p);
@@ -217,7 +238,7 @@ impl Source {
             .map(|(t, p)| {
                 let e = committed.find_partition(t, *p)?;
                 match e.offset() {
-                    Offset::Offset(o) => CommitPoint::parse(o, e.metadata()),
+                    Offset::Offset(o) => Some((o, e.metadata().to_owned())),
                     _ => None,
                 }
             })
@@ -233,7 +254,7 @@ impl Source {
         if points.is_empty() {
             return Ok(());
         }
-        let tpl = offsets_tpl(points)?;
+        let tpl = offsets_tpl(points, false)?;
         self.consumer.context().shared().safe = Some(tpl.clone());
         self.consumer.commit(&tpl, mode)
     }

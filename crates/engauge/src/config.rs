@@ -320,6 +320,7 @@ struct RawKafka {
     input_topics: Vec<String>,
     snapshot_topic: String,
     dead_letter_topic: String,
+    checkpoint_topic: String,
     commit_interval: Duration,
     max_pending_events: u64,
     stall_timeout: Duration,
@@ -335,6 +336,7 @@ impl Default for RawKafka {
             input_topics: vec!["events".into()],
             snapshot_topic: "engauge.snapshots".into(),
             dead_letter_topic: "engauge.dead-letter".into(),
+            checkpoint_topic: "engauge.checkpoints".into(),
             commit_interval: Duration(engauge_core::time::SECOND),
             max_pending_events: 2_000_000,
             stall_timeout: Duration(60 * engauge_core::time::SECOND),
@@ -590,6 +592,7 @@ impl Config {
             input_topics: k.input_topics,
             snapshot_topic: k.snapshot_topic,
             dead_letter_topic: k.dead_letter_topic,
+            checkpoint_topic: k.checkpoint_topic,
             consumer: passthrough("consumer", k.consumer)?,
             producer: passthrough("producer", k.producer)?,
         };

@@ -18,8 +18,8 @@ use engauge_codec::{DecodeContext, RejectReason, decode_event, encode_snapshot};
 use engauge_core::time::HOUR;
 use engauge_core::{Engine, Ingested, Millis, Snapshot, WatermarkTracker};
 use engauge_kafka::{
-    CommitMode, CommitPoint, Headers, KafkaError, Message, OutRecord, Outbox, Rebalance, Source,
-    TxnEnd, TxnErrorClass,
+    Checkpoint, CommitMode, CommitPoint, Headers, KafkaError, Message, OutRecord, Outbox,
+    Rebalance, Source, TxnEnd, TxnErrorClass, checkpoint_key, read_checkpoints,
 };
 
 use crate::config::{Config, Guarantee};
@@ -49,6 +49,10 @@ struct PartitionState {
     /// Hour of `max_ts` → first offset at which `max_ts` reached that hour.
     progress: BTreeMap<i64, i64>,
     paused: bool,
+    /// After a seek: the partition's end when the seek was made. librdkafka reports an end of
+    /// partition only once per end offset, so a partition read to its end, then sought back,
+    /// gets no second report; reaching this offset stands in for it.
+    end_after_seek: Option<i64>,
 }
 
 impl PartitionState {
@@ -61,6 +65,7 @@ impl PartitionState {
             max_ts: None,
             progress: BTreeMap::new(),
             paused: false,
+            end_after_seek: None,
         }
     }
 
@@ -365,23 +370,48 @@ impl Pipeline<'_> {
         // The group coordinator can be briefly unavailable right after a rebalance.
         let mut attempt = 0;
         let points = loop {
-            match source.committed(&parts, Duration::from_secs(10)) {
+            let read = if self.exactly_once {
+                self.committed_with_checkpoints(source, &parts)
+            } else {
+                source.committed(&parts, Duration::from_secs(10))
+            };
+            match read {
                 Ok(points) => break points,
                 Err(e) if attempt < 5 => {
                     self.telemetry.kafka_error(&e);
                     attempt += 1;
                     std::thread::sleep(Duration::from_secs(2));
                 }
+                Err(e) if self.exactly_once => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "cannot read committed offsets and checkpoints (does the checkpoint \
+                             topic {} exist?)",
+                            self.config.kafka.checkpoint_topic
+                        )
+                    });
+                }
                 Err(e) => return Err(e).context("cannot read committed offsets"),
             }
         };
-        if seek {
-            for (part, point) in parts.iter().zip(&points) {
+        // Exactly-once commits the processed position: rebuilding starts before it.
+        let mut ends = vec![None; parts.len()];
+        if seek || self.exactly_once {
+            for ((part, point), end) in parts.iter().zip(&points).zip(&mut ends) {
                 let to = point.map(|p| p.rebuild_from);
-                if let Err(e) = source.seek(&part.0, part.1, to, Duration::from_secs(10)) {
-                    self.telemetry.kafka_error(&e);
-                    self.recreate_consumer = true;
-                    return Ok(());
+                let sought = source
+                    .watermarks(&part.0, part.1, Duration::from_secs(10))
+                    .and_then(|(low, high)| {
+                        source.seek(&part.0, part.1, to, Duration::from_secs(10))?;
+                        Ok((low, high))
+                    });
+                match sought {
+                    Ok((low, high)) => *end = Some((to.unwrap_or(low).max(low), high)),
+                    Err(e) => {
+                        self.telemetry.kafka_error(&e);
+                        self.recreate_consumer = true;
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -391,19 +421,38 @@ impl Pipeline<'_> {
             self.config.idle_timeout,
         );
         let mut partitions = Vec::with_capacity(parts.len());
-        for (index, (part, point)) in parts.iter().zip(&points).enumerate() {
+        for (index, ((part, point), end)) in parts.iter().zip(&points).zip(ends).enumerate() {
             let index = index as i32;
             tracker.assign(index, now);
-            let state = match point {
+            let mut state = match point {
                 Some(p) => PartitionState::new(index, p.rebuild_from, p.next),
                 // No commit of ours: librdkafka's auto.offset.reset decides; nothing
                 // before it was processed by anyone.
                 None => PartitionState::new(index, -1, -1),
             };
+            match end {
+                Some((from, high)) if high <= from => tracker.set_caught_up(index, true),
+                Some((_, high)) => state.end_after_seek = Some(high),
+                None => {}
+            }
             partitions.push((part.clone(), state));
         }
         // Instances up to the furthest published watermark were published already.
         let suppress = points.iter().flatten().filter_map(|p| p.published).max();
+        eprintln!(
+            "engauge: assigned {} partition(s){}; rebuilding from {:?}, published up to {:?}",
+            parts.len(),
+            self.outbox
+                .as_ref()
+                .and_then(Outbox::transactional_id)
+                .map(|id| format!(" (transactional id {id})"))
+                .unwrap_or_default(),
+            points
+                .iter()
+                .map(|p| p.map(|p| p.rebuild_from))
+                .collect::<Vec<_>>(),
+            suppress,
+        );
         self.assignment = Some(Assignment {
             engine: Engine::new(self.config.engine.clone())?,
             tracker,
@@ -417,6 +466,73 @@ impl Pipeline<'_> {
             self.telemetry.set_ready();
         }
         Ok(())
+    }
+
+    /// Exactly-once: each partition's commit point. The committed offset is the processed
+    /// position; the checkpoint record committed in the same transaction carries the rest (the
+    /// rebuild start, the published watermark), so the two must agree: a checkpoint past the
+    /// committed offset is ignored (its transaction aborted; not every broker hides those), and
+    /// one behind it is stale — the newer record is not readable yet (an open transaction of a
+    /// zombie holds the topic's last stable offset back until it is fenced or times out). Stale partitions are read again for up to a minute; after that the
+    /// partition is rebuilt from its beginning and instances may be published again (reported).
+    fn committed_with_checkpoints(
+        &self,
+        source: &Source,
+        parts: &[(String, i32)],
+    ) -> Result<Vec<Option<CommitPoint>>, KafkaError> {
+        let committed = source.committed_offsets(parts, Duration::from_secs(10))?;
+        let settings = &self.config.kafka;
+        let keys: Vec<String> = parts
+            .iter()
+            .map(|(t, p)| checkpoint_key(&settings.group_id, t, *p))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let records = read_checkpoints(settings, &keys, Duration::from_secs(30))?;
+            let mut stale = Vec::new();
+            let points: Vec<Option<CommitPoint>> = committed
+                .iter()
+                .zip(&keys)
+                .map(|(committed, key)| {
+                    let &(offset, _) = committed.as_ref()?;
+                    // The newest record written with exactly these offsets.
+                    let checkpoint = records.get(key).and_then(|values| {
+                        values.iter().rev().find_map(|bytes| {
+                            Checkpoint::decode(bytes)
+                                .inspect_err(|e| {
+                                    eprintln!("engauge: checkpoint {key} ignored: {e}")
+                                })
+                                .ok()
+                                .filter(|c| c.point.next == offset)
+                        })
+                    });
+                    match checkpoint {
+                        Some(c) => Some(c.point),
+                        None => {
+                            stale.push(key.as_str());
+                            Some(CommitPoint {
+                                rebuild_from: 0,
+                                next: offset,
+                                published: None,
+                            })
+                        }
+                    }
+                })
+                .collect();
+            if stale.is_empty() {
+                return Ok(points);
+            }
+            if Instant::now() >= deadline {
+                eprintln!(
+                    "engauge: no checkpoint matches the committed offsets of {stale:?}; \
+                     rebuilding them from the beginning (instances may be published again)"
+                );
+                return Ok(points);
+            }
+            self.telemetry
+                .set_not_ready("waiting for the checkpoint of the committed offsets");
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     /// Exactly-once, after an aborted or uncertain transaction: a new producer (which resolves
@@ -458,6 +574,10 @@ impl Pipeline<'_> {
             return; // Already processed in this assignment: never count twice.
         }
         state.next = offset + 1;
+        if state.end_after_seek.is_some_and(|end| state.next >= end) {
+            state.end_after_seek = None;
+            assignment.tracker.set_caught_up(state.index, true);
+        }
         let replay = offset < state.replay_until;
         let now = self.decode.now;
         let payload = message.payload().unwrap_or(&[]);
@@ -678,6 +798,25 @@ impl Pipeline<'_> {
         };
         if self.exactly_once {
             let points = assignment.commit_points(lookback);
+            // One checkpoint record per partition, in the transaction with the offsets.
+            let mut record = OutRecord {
+                topic: self.config.kafka.checkpoint_topic.clone(),
+                key: None,
+                payload: Vec::with_capacity(64),
+                headers: Vec::new(),
+            };
+            for ((topic, partition), point) in &points {
+                record.key = Some(
+                    checkpoint_key(&self.config.kafka.group_id, topic, *partition).into_bytes(),
+                );
+                record.payload.clear();
+                Checkpoint {
+                    point: *point,
+                    state: Vec::new(),
+                }
+                .encode(&mut record.payload);
+                outbox.send(&record);
+            }
             return match outbox.commit_transaction(source, &points, Duration::from_secs(30)) {
                 Ok(TxnEnd::Committed) => {
                     self.telemetry.transaction_committed();

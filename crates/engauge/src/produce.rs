@@ -25,6 +25,7 @@ pub fn produce(
         input_topics: vec![topic.to_owned()],
         snapshot_topic: String::new(),
         dead_letter_topic: String::new(),
+        checkpoint_topic: String::new(),
         consumer: Default::default(),
         producer: Default::default(),
     };

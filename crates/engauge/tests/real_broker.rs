@@ -5,70 +5,15 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engauge::pipeline::now_millis;
 use engauge_codec::{DecodeContext, decode_event};
 use engauge_core::time::{DAY, MINUTE};
-use support::by_instance;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn deps() -> PathBuf {
-    let deps = root().join(".cache/test-deps");
-    assert!(
-        deps.join("tansu").exists() && deps.join("venv/bin/python").exists(),
-        "tansu or kafka-python missing in {}: run scripts/setup-test-deps",
-        deps.display()
-    );
-    deps
-}
-
-/// A child process killed (by its pid) when the test ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
+use support::{Proc, Tansu, by_instance, deps, free_port, http_get, root, wait_until};
 
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -128,47 +73,15 @@ fn real_broker_kafka_python_and_prometheus_end_to_end() {
     std::fs::create_dir_all(&tmp).expect("temp dir");
 
     // The broker.
-    let kport = free_port();
-    let bootstrap = format!("127.0.0.1:{kport}");
-    let url = format!("tcp://{bootstrap}");
-    let _tansu = Proc(
-        Command::new(deps.join("tansu"))
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu starts"),
+    let tansu = Tansu::start(
+        &deps,
+        &[
+            ("events", 4),
+            ("engauge.snapshots", 1),
+            ("engauge.dead-letter", 1),
+        ],
     );
-    wait_until("tansu to listen", Duration::from_secs(20), || {
-        TcpStream::connect(&bootstrap).is_ok()
-    });
-    for (topic, partitions) in [
-        ("events", "4"),
-        ("engauge.snapshots", "1"),
-        ("engauge.dead-letter", "1"),
-    ] {
-        let status = Command::new(deps.join("tansu"))
-            .args([
-                "topic",
-                "create",
-                "--broker",
-                &url,
-                "--partitions",
-                partitions,
-                topic,
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .expect("tansu topic create");
-        assert!(status.success(), "cannot create topic {topic}");
-    }
+    let bootstrap = tansu.bootstrap.clone();
 
     // The input, produced by the independent client, and the reference replay.
     let cfg = engauge_gen::GenConfig {

