@@ -136,6 +136,24 @@ impl Checkpoint {
 mod tests {
     use super::*;
 
+    /// A record written by engauge's first checkpoint format (checked in): every later version
+    /// must still read it.
+    #[test]
+    fn reads_the_version_1_fixture() {
+        let bytes = include_bytes!("../../../tests/data/checkpoint-v1.bin");
+        assert_eq!(
+            Checkpoint::decode(bytes),
+            Ok(Checkpoint {
+                point: CommitPoint {
+                    rebuild_from: 1234,
+                    next: 98_765,
+                    published: Some(1_767_225_600_000),
+                },
+                state: Vec::new(),
+            })
+        );
+    }
+
     #[test]
     fn round_trip() {
         for p in [

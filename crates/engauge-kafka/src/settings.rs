@@ -124,3 +124,48 @@ impl KafkaSettings {
         format!("engauge-{}-{}-{h:016x}", self.group_id, partitions.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> KafkaSettings {
+        KafkaSettings {
+            brokers: "localhost:9092".into(),
+            group_id: "g".into(),
+            input_topics: vec!["events".into()],
+            snapshot_topic: "s".into(),
+            dead_letter_topic: "d".into(),
+            checkpoint_topic: "c".into(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn transactional_id_depends_on_the_partition_set_only() {
+        let s = settings();
+        let a = s.transactional_id(&[("events".into(), 0), ("events".into(), 1)]);
+        let b = s.transactional_id(&[("events".into(), 1), ("events".into(), 0)]);
+        assert_eq!(a, b, "order does not matter");
+        assert_eq!(a, "engauge-g-2-".to_owned() + &a[12..]);
+        assert_ne!(a, s.transactional_id(&[("events".into(), 0)]));
+        assert_ne!(
+            a,
+            s.transactional_id(&[("events".into(), 0), ("events".into(), 2)])
+        );
+        // Stable across releases: a new engauge must fence the old one's producer.
+        // (FNV-1a of "events", 0, partition 0 as little-endian i32.)
+        assert_eq!(
+            s.transactional_id(&[("events".into(), 0)]),
+            "engauge-g-1-5c3d4ccf0481008c"
+        );
+    }
+
+    #[test]
+    fn refuses_a_transactional_id_of_its_own() {
+        let mut s = settings();
+        s.producer.insert("transactional.id".into(), "mine".into());
+        assert!(s.producer_config().is_err());
+    }
+}
