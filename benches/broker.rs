@@ -8,63 +8,15 @@
 
 #![allow(clippy::print_stdout)] // A harness reports on stdout.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use engauge_benches::process::{Proc, cpu_seconds, free_port, http_get, metric, root, start_tansu};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
-/// User + system CPU seconds of a process (`self` or a pid).
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    Some(text.split_once("\r\n\r\n")?.1.to_owned())
-}
-
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
 
 /// The KPI fields a consumer of this data must read: what the floor parses.
 #[derive(serde::Deserialize)]
@@ -97,51 +49,14 @@ fn main() {
     assert!(tansu.exists(), "run scripts/setup-test-deps");
     assert!(engauge.exists(), "run cargo build --release -p engauge");
 
-    let kport = free_port();
-    let bootstrap = format!("127.0.0.1:{kport}");
-    let url = format!("tcp://{bootstrap}");
-    let _broker = Proc(
-        Command::new("taskset")
-            .args(["-c", "0"])
-            .arg(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu"),
+    let (_broker, bootstrap) = start_tansu(
+        &tansu,
+        &[
+            ("events", 4),
+            ("engauge.snapshots", 1),
+            ("engauge.dead-letter", 1),
+        ],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&bootstrap).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for (topic, partitions) in [
-        ("events", "4"),
-        ("engauge.snapshots", "1"),
-        ("engauge.dead-letter", "1"),
-    ] {
-        let ok = Command::new(&tansu)
-            .args([
-                "topic",
-                "create",
-                "--broker",
-                &url,
-                "--partitions",
-                partitions,
-                topic,
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "create {topic}");
-    }
 
     // Load: generated events, event time ending now, produced by engauge gen.
     let now = std::time::SystemTime::now()

@@ -57,3 +57,100 @@ pub fn dataset(events: u64, users: u64, days: u32, seed: u64) -> std::io::Result
     }
     Ok(path)
 }
+
+/// Child processes, HTTP and a tansu broker for the end-to-end harnesses.
+pub mod process {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    pub fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    #[derive(Debug)]
+    pub struct Proc(pub Child);
+
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0)
+    }
+
+    /// User + system CPU seconds of a process (`self` or a pid).
+    pub fn cpu_seconds(pid: &str) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    pub fn http_get(port: u16, path: &str) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        Some(text.split_once("\r\n\r\n")?.1.to_owned())
+    }
+
+    pub fn metric(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// A tansu broker pinned to core 0 on a free port, with `topics` (name, partitions) created:
+    /// the process (stopped when dropped) and its bootstrap address.
+    pub fn start_tansu(tansu: &Path, topics: &[(&str, u32)]) -> (Proc, String) {
+        let bootstrap = format!("127.0.0.1:{}", free_port());
+        let url = format!("tcp://{bootstrap}");
+        let broker = Proc(
+            Command::new("taskset")
+                .args(["-c", "0"])
+                .arg(tansu)
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                .args(["--storage-engine", "memory://tansu/"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tansu"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&bootstrap).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for (topic, partitions) in topics {
+            let ok = Command::new(tansu)
+                .args(["topic", "create", "--broker", &url, "--partitions"])
+                .arg(partitions.to_string())
+                .arg(topic)
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "create {topic}");
+        }
+        (broker, bootstrap)
+    }
+}

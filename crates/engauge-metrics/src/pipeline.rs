@@ -37,6 +37,7 @@ pub struct PipelineMetrics {
     snapshots_published: IntCounter,
     transactions_committed: IntCounter,
     transactions_aborted: IntCounterVec,
+    restore_seconds: Gauge,
     window_last_close: GaugeVec,
     segment_overflow: IntCounterVec,
     feature_overflow: IntCounter,
@@ -115,6 +116,10 @@ impl PipelineMetrics {
             snapshots_published: IntCounter::new(
                 "engauge_snapshots_published_total",
                 "KPI snapshots published to the snapshot topic.",
+            )?,
+            restore_seconds: Gauge::new(
+                "engauge_restore_seconds",
+                "Seconds the latest assignment took to rebuild state: from owning the partitions to having re-read the input up to where the previous owner stopped.",
             )?,
             transactions_committed: IntCounter::new(
                 "engauge_transactions_committed_total",
@@ -202,6 +207,7 @@ impl PipelineMetrics {
             Box::new(metrics.consumer_lag.clone()),
             Box::new(metrics.snapshots_published.clone()),
             Box::new(metrics.transactions_committed.clone()),
+            Box::new(metrics.restore_seconds.clone()),
             Box::new(metrics.transactions_aborted.clone()),
             Box::new(metrics.window_last_close.clone()),
             Box::new(metrics.segment_overflow.clone()),
@@ -245,6 +251,11 @@ impl PipelineMetrics {
     /// Adds `n` snapshots published to the snapshot topic.
     pub fn add_consumer_stall(&self) {
         self.consumer_stalls.inc();
+    }
+
+    /// Sets how long the latest state rebuild took.
+    pub fn set_restore_seconds(&self, seconds: f64) {
+        self.restore_seconds.set(seconds);
     }
 
     pub fn add_transaction_committed(&self) {

@@ -106,6 +106,9 @@ struct Assignment {
     suppress_until: Option<Millis>,
     /// Watermark up to which snapshots are published (and, after a settle, delivered).
     published: Option<Millis>,
+    /// Since when state is being rebuilt (until every partition is read up to where its
+    /// previous owner stopped).
+    restoring_since: Option<Instant>,
 }
 
 impl Assignment {
@@ -459,6 +462,7 @@ impl Pipeline<'_> {
             partitions,
             suppress_until: suppress,
             published: suppress,
+            restoring_since: Some(Instant::now()),
         });
         if parts.is_empty() {
             self.telemetry.set_not_ready("no partition assigned");
@@ -710,6 +714,16 @@ impl Pipeline<'_> {
                     assignment.tracker.set_caught_up(state.index, *l == 0);
                 }
             }
+        }
+        if let Some(since) = assignment.restoring_since
+            && assignment
+                .partitions
+                .iter()
+                .all(|(_, s)| s.next >= s.replay_until)
+        {
+            assignment.restoring_since = None;
+            self.telemetry
+                .restored(assignment.partitions.len(), since.elapsed());
         }
         if let Some(wm) = assignment.tracker.watermark(now) {
             assignment.engine.advance(wm, &mut self.snapshots);

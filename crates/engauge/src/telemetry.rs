@@ -148,6 +148,16 @@ impl Telemetry {
         self.health.set_not_ready(&reason);
     }
 
+    /// The state of a new assignment is rebuilt: the input was re-read up to where the previous
+    /// owner stopped.
+    pub fn restored(&self, partitions: usize, took: std::time::Duration) {
+        self.pipeline.set_restore_seconds(took.as_secs_f64());
+        eprintln!(
+            "engauge: state of {partitions} partition(s) rebuilt in {:.2} s",
+            took.as_secs_f64()
+        );
+    }
+
     /// Exactly-once: a transaction committed.
     pub fn transaction_committed(&self) {
         self.pipeline.add_transaction_committed();

@@ -1,0 +1,229 @@
+//! Restore after a restart, exactly-once, on a real broker (tansu): how long a restarted
+//! `engauge run` takes from owning its partitions to publishing its first snapshot, with state
+//! for about a million users, and how large the checkpoint records are.
+//!
+//! Steps: load a history for `USERS` users; run engauge (default windows, `guarantee =
+//! "exactly_once"`) through it and stop it gracefully (the last transaction commits the
+//! checkpoints); wait until a one-minute instance is due; start it again and time
+//! assignment → first snapshot sent → its transaction committed (visible to `read_committed`).
+//!
+//! Prerequisites: `scripts/setup-test-deps` (tansu) and `cargo build --release -p engauge`.
+//! Run: `taskset -c 1 cargo bench -p engauge-benches --bench restore`
+//! Environment: `EVENTS` (default 3 000 000), `USERS` (default 1 000 000), `DAYS` (default 35).
+
+#![allow(clippy::print_stdout)] // A harness reports on stdout.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use engauge_benches::process::{Proc, free_port, http_get, metric, root, start_tansu};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+fn env_or(name: &str, default: i64) -> i64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn start(engauge: &std::path::Path, config: &std::path::Path, port: u16) -> Proc {
+    Proc(
+        Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(engauge)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("ENGAUGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(config.with_file_name(format!("engauge-{port}.log")))
+                    .expect("log file"),
+            )
+            .spawn()
+            .expect("engauge"),
+    )
+}
+
+fn wait_metrics(port: u16, what: &str, limit: Duration, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + limit;
+    let mut shown = Instant::now();
+    loop {
+        if std::env::var_os("PROGRESS").is_some() && shown.elapsed() > Duration::from_secs(5) {
+            shown = Instant::now();
+            if let Some(body) = http_get(port, "/metrics") {
+                let keep: Vec<&str> = body
+                    .lines()
+                    .filter(|l| {
+                        [
+                            "engauge_watermark",
+                            "engauge_engine_pending",
+                            "engauge_transactions_committed",
+                            "engauge_events_consumed",
+                        ]
+                        .iter()
+                        .any(|m| l.starts_with(m))
+                    })
+                    .collect();
+                eprintln!("{what}: {keep:?}");
+            }
+        }
+        if let Some(body) = http_get(port, "/metrics")
+            && done(&body)
+        {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn main() {
+    let (events, users, days) = (
+        env_or("EVENTS", 3_000_000),
+        env_or("USERS", 1_000_000),
+        env_or("DAYS", 35),
+    );
+    let tansu = root().join(".cache/test-deps/tansu");
+    let engauge = root().join("target/release/engauge");
+    assert!(tansu.exists(), "run scripts/setup-test-deps");
+    assert!(engauge.exists(), "run cargo build --release -p engauge");
+    let (_broker, bootstrap) = start_tansu(
+        &tansu,
+        &[
+            ("events", 4),
+            ("engauge.snapshots", 1),
+            ("engauge.dead-letter", 1),
+            ("engauge.checkpoints", 1),
+        ],
+    );
+    let day = engauge_core::time::DAY;
+    let first = engauge_core::time::format_rfc3339(now_millis() - days * day - day);
+    let status = Command::new(&engauge)
+        .args(["gen", "--brokers", &bootstrap, "--topic", "events"])
+        .args(["--users", &users.to_string(), "--days", &days.to_string()])
+        .args(["--events", &events.to_string(), "--start", &first])
+        .stderr(Stdio::null())
+        .status()
+        .expect("engauge gen");
+    assert!(status.success());
+
+    let dir = std::env::temp_dir().join(format!("engauge-restore-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("engauge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "guarantee = \"exactly_once\"\ncheckpoint_interval = \"1s\"\n[input]\nidle_timeout = \"1s\"\n\
+             [kafka]\nbrokers = \"{bootstrap}\"\ngroup_id = \"restore\"\n\
+             [kafka.consumer]\n\"fetch.wait.max.ms\" = \"10\"\n\"session.timeout.ms\" = \"6000\"\n"
+        ),
+    )
+    .expect("config");
+
+    // The first run reads the whole history, then stops gracefully.
+    let port = free_port();
+    let mut run = start(&engauge, &config, port);
+    let target = (now_millis() - 11 * engauge_core::time::MINUTE) as f64 / 1000.0;
+    let body = wait_metrics(port, "the first run", Duration::from_secs(900), |b| {
+        metric(b, "engauge_events_consumed_total") == Some(events as f64)
+            && metric(b, "engauge_watermark_timestamp_seconds").is_some_and(|w| w >= target)
+            && metric(b, "engauge_transactions_committed_total").is_some_and(|t| t >= 1.0)
+    });
+    let state_users = metric(&body, "engauge_engine_users").unwrap_or(0.0);
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.0.id().to_string()])
+        .status();
+    let _ = run.0.wait();
+    let stopped = Instant::now();
+
+    // Checkpoint records: every record written, and the newest per key.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "restore-reader")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("engauge.checkpoints", 0, Offset::Beginning)
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let mut newest = std::collections::BTreeMap::new();
+    let mut records = 0;
+    while let Some(Ok(m)) = consumer.poll(Duration::from_secs(5)) {
+        records += 1;
+        newest.insert(
+            m.key().unwrap_or_default().to_vec(),
+            m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len),
+        );
+    }
+    let checkpoint_bytes: usize = newest.values().sum();
+
+    // Live traffic after the stop (event time now), so that the next one-minute instance of the
+    // 1h window has events to publish once state is back.
+    let status = Command::new(&engauge)
+        .args(["gen", "--brokers", &bootstrap, "--topic", "events"])
+        .args([
+            "--users",
+            &users.to_string(),
+            "--events",
+            "2000",
+            "--rate",
+            "1000",
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .expect("engauge gen");
+    assert!(status.success());
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(stopped.elapsed()));
+    let port = free_port();
+    let t0 = Instant::now();
+    let mut run = start(&engauge, &config, port);
+    wait_metrics(port, "an assignment", Duration::from_secs(120), |b| {
+        metric(b, "engauge_ready") == Some(1.0)
+    });
+    let assigned = t0.elapsed();
+    let body = wait_metrics(port, "the rebuild", Duration::from_secs(600), |b| {
+        metric(b, "engauge_restore_seconds").is_some_and(|s| s > 0.0)
+    });
+    let rebuilt = metric(&body, "engauge_restore_seconds").unwrap_or(0.0);
+    wait_metrics(port, "the first snapshot", Duration::from_secs(300), |b| {
+        metric(b, "engauge_snapshots_published_total").is_some_and(|n| n >= 1.0)
+    });
+    let first_snapshot = t0.elapsed();
+    wait_metrics(port, "its transaction", Duration::from_secs(60), |b| {
+        metric(b, "engauge_transactions_committed_total").is_some_and(|n| n >= 1.0)
+    });
+    let visible = t0.elapsed();
+    let _ = run.0.kill();
+    if std::env::var_os("KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    println!("restore: {events} events, {state_users} users in state");
+    println!(
+        "  start → partitions assigned (group join, checkpoint read): {:.2} s",
+        assigned.as_secs_f64()
+    );
+    println!("  assigned → state rebuilt from the input (engauge_restore_seconds): {rebuilt:.2} s");
+    println!(
+        "  assigned → first snapshot sent (the next 1-minute close after the rebuild): {:.2} s",
+        (first_snapshot - assigned).as_secs_f64()
+    );
+    println!(
+        "  assigned → its transaction committed: {:.2} s",
+        (visible - assigned).as_secs_f64()
+    );
+    println!(
+        "  checkpoint records: {} keys, {checkpoint_bytes} bytes newest (key + value); {records} records written over the run",
+        newest.len()
+    );
+}
