@@ -22,14 +22,23 @@ from kafka.consumer import fetcher
 
 # (topic, partition) -> producer id -> records of its open transaction.
 PENDING = {}
+# (topic, partition) -> first offset not processed yet. kafka-python moves its fetch position to
+# after the last record it hands out, and records released by a marker lie before the marker, so
+# it fetches some batches again: each offset is processed once.
+DONE = {}
 
 
 def unpack_records(self, tp, records, key_deserializer, value_deserializer):
     pending = PENDING.setdefault((tp.topic, tp.partition), {})
+    done = DONE.get((tp.topic, tp.partition), 0)
     batch = records.next_batch()
     last_batch = None
     while batch is not None:
         last_batch = batch
+        if batch.next_offset <= done:
+            batch = records.next_batch()
+            continue
+        DONE[(tp.topic, tp.partition)] = done = batch.next_offset
         if batch.magic == 2 and batch.is_control_batch:
             held = pending.pop(batch.producer_id, [])
             committed = any(r.commit for r in batch)

@@ -138,51 +138,48 @@ impl Outbox {
                 ));
             };
             let offsets = crate::source::offsets_tpl(points, true).map_err(TxnFatal::from_error)?;
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match self
-                    .producer
-                    .send_offsets_to_transaction(&offsets, &group, left)
-                {
-                    Ok(()) => break,
-                    Err(e) => match TxnErrorClass::of(&e) {
-                        TxnErrorClass::Fatal => return Err(TxnFatal::from_error(e)),
-                        TxnErrorClass::Abortable => {
-                            self.abort(deadline);
-                            return Ok(TxnEnd::Aborted(e.to_string()));
-                        }
-                        TxnErrorClass::Retriable if !left.is_zero() => {
-                            std::thread::sleep(Duration::from_millis(100));
-                        }
-                        _ => return Ok(TxnEnd::Uncertain(e.to_string())),
-                    },
-                }
+            if let Some(end) = self.retrying(deadline, |p, left| {
+                p.send_offsets_to_transaction(&offsets, &group, left)
+            })? {
+                return Ok(end);
             }
         }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.producer.commit_transaction(left) {
-                Ok(()) => break,
-                Err(e) => match TxnErrorClass::of(&e) {
-                    TxnErrorClass::Fatal => return Err(TxnFatal::from_error(e)),
-                    TxnErrorClass::Abortable => {
-                        self.abort(deadline);
-                        return Ok(TxnEnd::Aborted(e.to_string()));
-                    }
-                    // Retrying the same call continues the same commit (librdkafka keeps the
-                    // transaction's state); past the deadline the outcome is uncertain.
-                    TxnErrorClass::Retriable if !left.is_zero() => {
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    _ => return Ok(TxnEnd::Uncertain(e.to_string())),
-                },
-            }
+        // Retrying the same call continues the same commit (librdkafka keeps the transaction's
+        // state); past the deadline the outcome is uncertain.
+        if let Some(end) = self.retrying(deadline, |p, left| p.commit_transaction(left))? {
+            return Ok(end);
         }
         self.producer.poll(Duration::ZERO);
         match self.producer.begin_transaction() {
             Ok(()) => Ok(TxnEnd::Committed),
             Err(e) if TxnErrorClass::of(&e) == TxnErrorClass::Fatal => Err(TxnFatal::from_error(e)),
             Err(e) => Ok(TxnEnd::Uncertain(e.to_string())),
+        }
+    }
+
+    /// Runs a transactional call until it succeeds (`None`), retrying what librdkafka calls
+    /// retriable until `deadline`; an abortable error aborts the transaction.
+    fn retrying(
+        &mut self,
+        deadline: Instant,
+        call: impl Fn(&BaseProducer<OutboxContext>, Duration) -> Result<(), KafkaError>,
+    ) -> Result<Option<TxnEnd>, TxnFatal> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Err(e) = call(&self.producer, left) else {
+                return Ok(None);
+            };
+            match TxnErrorClass::of(&e) {
+                TxnErrorClass::Fatal => return Err(TxnFatal::from_error(e)),
+                TxnErrorClass::Abortable => {
+                    self.abort(deadline);
+                    return Ok(Some(TxnEnd::Aborted(e.to_string())));
+                }
+                TxnErrorClass::Retriable if !left.is_zero() => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                _ => return Ok(Some(TxnEnd::Uncertain(e.to_string()))),
+            }
         }
     }
 
