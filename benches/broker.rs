@@ -11,7 +11,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use engauge_benches::process::{Proc, cpu_seconds, free_port, http_get, metric, root, start_tansu};
+use engauge_benches::process::{
+    Proc, binaries, cpu_seconds, free_port, http_get, metric, start_tansu,
+};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -44,10 +46,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(35);
-    let tansu = root().join(".cache/test-deps/tansu");
-    let engauge = root().join("target/release/engauge");
-    assert!(tansu.exists(), "run scripts/setup-test-deps");
-    assert!(engauge.exists(), "run cargo build --release -p engauge");
+    let (tansu, engauge) = binaries();
 
     let (_broker, bootstrap) = start_tansu(
         &tansu,

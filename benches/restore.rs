@@ -16,7 +16,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use engauge_benches::process::{Proc, free_port, http_get, metric, root, start_tansu};
+use engauge_benches::process::{Proc, binaries, free_port, http_get, metric, start_tansu};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -92,10 +92,7 @@ fn main() {
         env_or("USERS", 1_000_000),
         env_or("DAYS", 35),
     );
-    let tansu = root().join(".cache/test-deps/tansu");
-    let engauge = root().join("target/release/engauge");
-    assert!(tansu.exists(), "run scripts/setup-test-deps");
-    assert!(engauge.exists(), "run cargo build --release -p engauge");
+    let (tansu, engauge) = binaries();
     let (_broker, bootstrap) = start_tansu(
         &tansu,
         &[

@@ -114,6 +114,15 @@ pub mod process {
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
+    /// The tansu broker and the release `engauge` binary the harnesses run.
+    pub fn binaries() -> (PathBuf, PathBuf) {
+        let tansu = root().join(".cache/test-deps/tansu");
+        let engauge = root().join("target/release/engauge");
+        assert!(tansu.exists(), "run scripts/setup-test-deps");
+        assert!(engauge.exists(), "run cargo build --release -p engauge");
+        (tansu, engauge)
+    }
+
     /// A tansu broker pinned to core 0 on a free port, with `topics` (name, partitions) created:
     /// the process (stopped when dropped) and its bootstrap address.
     pub fn start_tansu(tansu: &Path, topics: &[(&str, u32)]) -> (Proc, String) {
