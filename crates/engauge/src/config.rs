@@ -664,6 +664,31 @@ mod tests {
     }
 
     #[test]
+    fn guarantee_and_checkpoint_interval_parse() {
+        let config = Config::load(
+            None,
+            [
+                ("ENGAUGE__GUARANTEE".to_owned(), "exactly_once".to_owned()),
+                ("ENGAUGE__CHECKPOINT_INTERVAL".to_owned(), "2s".to_owned()),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(config.guarantee, Guarantee::ExactlyOnce);
+        assert_eq!(config.checkpoint_interval, 2_000);
+        assert_eq!(Config::default().guarantee, Guarantee::AtLeastOnce);
+        assert_eq!(Config::default().checkpoint_interval, 10_000);
+        for (key, value) in [
+            ("ENGAUGE__GUARANTEE", "once"),
+            ("ENGAUGE__CHECKPOINT_INTERVAL", "10ms"),
+        ] {
+            assert!(
+                Config::load(None, [(key.to_owned(), value.to_owned())]).is_err(),
+                "{key}={value} is refused"
+            );
+        }
+    }
+
+    #[test]
     fn example_config_loads_and_equals_the_defaults() {
         let example = Config::load(Some(&example_path()), []).expect("example loads");
         let defaults = Config::default();
@@ -675,6 +700,8 @@ mod tests {
         assert_eq!(example.commit_interval, defaults.commit_interval);
         assert_eq!(example.max_pending_events, defaults.max_pending_events);
         assert_eq!(example.http_listen, defaults.http_listen);
+        assert_eq!(example.guarantee, defaults.guarantee);
+        assert_eq!(example.checkpoint_interval, defaults.checkpoint_interval);
     }
 
     #[test]
