@@ -4,8 +4,12 @@
 //!   revoke it synchronously commits the last offsets the caller declared safe.
 //! * [`Outbox`]: a producer that counts records until the broker confirms them, so the caller can
 //!   tell when all effects of the input so far are safe (and stops if one failed for good).
+//!   Exactly-once: [`Outbox::transactional`] and [`Outbox::commit_transaction`], which follow
+//!   librdkafka's error classes ([`TxnErrorClass`]) to an outcome ([`TxnEnd`] or [`TxnFatal`]).
 //! * [`CommitPoint`]: what a committed offset means here (rebuild start, processed position,
-//!   published watermark), encoded in the commit's metadata string.
+//!   published watermark), encoded in the commit's metadata string (at least once) or in a
+//!   [`Checkpoint`] record committed in the same transaction (exactly once), read back with
+//!   [`read_checkpoints`].
 
 mod checkpoints;
 mod commit;
