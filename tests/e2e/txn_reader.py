@@ -54,8 +54,6 @@ def unpack_records(self, tp, records, key_deserializer, value_deserializer):
             continue
         out = []
         for r in batch:
-            if r.offset < self.fetch_offset:
-                continue  # A fetch that started inside this batch: read before.
             # The producer id and epoch ride in the unused leader_epoch field (diagnostics).
             writer = "%s.%s" % (batch.producer_id, batch.producer_epoch) if batch.magic == 2 else ""
             out.append(fetcher.ConsumerRecord(
@@ -74,8 +72,8 @@ def unpack_records(self, tp, records, key_deserializer, value_deserializer):
 
 
 fetcher.Fetcher.PartitionRecords._unpack_records = unpack_records
-# Records held from earlier fetches lie before this fetch's offset: the stock skip of records
-# before it (for fetches starting inside a batch) is done above, per batch, instead.
+# Records held from earlier fetches lie before this fetch's offset, so the stock skip of records
+# before it must not apply; batches already processed are skipped above (DONE).
 fetcher.Fetcher.PartitionRecords._maybe_skip_record = lambda self, record: False
 
 

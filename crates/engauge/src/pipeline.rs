@@ -196,10 +196,7 @@ pub fn run(
             // A rewind could not seek: leave the group and join again (the new assignment
             // rebuilds from the committed offsets).
             pipeline.recreate_consumer = false;
-            pipeline.release();
-            source.close();
-            source = Source::new(settings).context("cannot recreate the Kafka consumer")?;
-            pipeline.watchdog.reset(Instant::now());
+            source = pipeline.rejoin(source)?;
             continue;
         }
         let busy = match source.poll(Duration::from_millis(20)) {
@@ -231,10 +228,7 @@ pub fn run(
                 // Hand over what is safe, leave the group and join again with a new consumer:
                 // the new assignment rebuilds from the committed offsets.
                 pipeline.commit(&source, CommitMode::Sync)?;
-                pipeline.release();
-                source.close();
-                source = Source::new(settings).context("cannot recreate the Kafka consumer")?;
-                pipeline.watchdog.reset(Instant::now());
+                source = pipeline.rejoin(source)?;
             }
         }
         if clock.duration_since(pipeline.last_commit) >= commit_every {
@@ -320,6 +314,17 @@ impl Pipeline<'_> {
             Rebalance::Assigned(parts) => self.assign(source, parts, false)?,
         }
         Ok(())
+    }
+
+    /// Leaves the group and joins again with a new consumer; the new assignment rebuilds from
+    /// the committed offsets.
+    fn rejoin(&mut self, source: Source) -> anyhow::Result<Source> {
+        self.release();
+        source.close();
+        let source =
+            Source::new(&self.config.kafka).context("cannot recreate the Kafka consumer")?;
+        self.watchdog.reset(Instant::now());
+        Ok(source)
     }
 
     /// Drops the assignment; exactly-once: aborts the open transaction and drops the producer.
@@ -477,8 +482,9 @@ impl Pipeline<'_> {
     /// rebuild start, the published watermark), so the two must agree: a checkpoint past the
     /// committed offset is ignored (its transaction aborted; not every broker hides those), and
     /// one behind it is stale — the newer record is not readable yet (an open transaction of a
-    /// zombie holds the topic's last stable offset back until it is fenced or times out). Stale partitions are read again for up to a minute; after that the
-    /// partition is rebuilt from its beginning and instances may be published again (reported).
+    /// zombie holds the topic's last stable offset back until it is fenced or times out). Stale
+    /// partitions are read again for up to a minute; after that the partition is rebuilt from
+    /// its beginning and instances may be published again (reported).
     fn committed_with_checkpoints(
         &self,
         source: &Source,

@@ -17,7 +17,7 @@ use engauge::pipeline::now_millis;
 use engauge_core::time::DAY;
 use support::{
     CHECKPOINTS, DEAD_LETTERS, INPUT, Proc, SNAPSHOTS, Tansu, assert_same, deps, free_port,
-    http_get, last_by_instance, produce, reference, root, wait_until,
+    http_get, last_by_instance, produce, reference, root, unhex, wait_until,
 };
 
 const EVENTS: u64 = 1_000_000;
@@ -50,12 +50,10 @@ fn read_out(out: &Path) -> Vec<(Vec<u8>, serde_json::Map<String, serde_json::Val
         // The last line can be half written.
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .map(|v| {
-            let hex = v["value"].as_str().unwrap_or_default();
-            let value = (0..hex.len())
-                .step_by(2)
-                .filter_map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-                .collect();
-            (value, v["headers"].as_object().cloned().unwrap_or_default())
+            (
+                unhex(v["value"].as_str().unwrap_or_default()),
+                v["headers"].as_object().cloned().unwrap_or_default(),
+            )
         })
         .collect()
 }

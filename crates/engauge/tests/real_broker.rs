@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use engauge::pipeline::now_millis;
 use engauge_codec::{DecodeContext, decode_event};
 use engauge_core::time::{DAY, MINUTE};
-use support::{Proc, Tansu, by_instance, deps, free_port, http_get, root, wait_until};
+use support::{Proc, Tansu, by_instance, deps, free_port, http_get, root, unhex, wait_until};
 
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -33,13 +33,6 @@ fn python(deps: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
 }
 
 struct Consumed {

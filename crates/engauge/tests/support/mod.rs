@@ -587,3 +587,11 @@ impl Tansu {
         }
     }
 }
+
+/// Bytes from the hex text the Python clients print.
+pub fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
