@@ -96,6 +96,15 @@ impl Calendar {
         })
     }
 
+    /// Days in UTC: a stand-in until the configured calendar is put in place.
+    pub(crate) fn utc_day() -> Calendar {
+        Calendar {
+            period: CalendarPeriod::Day,
+            tz: TimeZone::UTC,
+            week_start: Weekday::Monday,
+        }
+    }
+
     fn zoned(&self, t: Millis) -> Option<Zoned> {
         Some(
             Timestamp::from_millisecond(t)

@@ -87,6 +87,27 @@ impl Dedup {
     }
 }
 
+/// Checkpoint encoding: the horizon and the buckets; the set is rebuilt from them.
+impl serde::Serialize for Dedup {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&(self.horizon, &self.buckets), s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Dedup {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (horizon, buckets): (Millis, BTreeMap<Millis, Vec<u64>>) =
+            serde::Deserialize::deserialize(d)?;
+        let mut dedup = Dedup::new(horizon);
+        dedup.seen.reserve(buckets.values().map(Vec::len).sum());
+        for hash in buckets.values().flatten() {
+            dedup.seen.insert(*hash);
+        }
+        dedup.buckets = buckets;
+        Ok(dedup)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +125,18 @@ mod tests {
         assert!(!d.contains(h));
         assert_eq!(d.len(), 0);
         assert_ne!(d.hash("a"), d.hash("b"));
+    }
+
+    #[test]
+    fn survives_encoding() {
+        let mut d = Dedup::new(3_600_000);
+        for (n, at) in [(1u64, 0), (2, 70_000), (3, 200_000)] {
+            d.insert(n, at);
+        }
+        let bytes = bincode::serialize(&d).expect("encodes");
+        let mut back: Dedup = bincode::deserialize(&bytes).expect("decodes");
+        assert!((1..=3).all(|n| back.contains(n)) && !back.contains(4));
+        back.evict(3_600_000 + 120_000);
+        assert!(!back.contains(1) && !back.contains(2) && back.contains(3));
     }
 }

@@ -12,7 +12,7 @@
 //! whatever the number of users or panes.
 
 /// Ring of per-pane counts at one granularity. Slot stores `pane + 1` (0 = unused).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct CountRing {
     slots: Vec<(u32, u32)>,
 }
@@ -25,7 +25,7 @@ impl CountRing {
 }
 
 /// Per level: base panes per level pane, and ring length.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LevelShape {
     pub ratio: u32,
     pub panes: usize,
@@ -34,7 +34,7 @@ pub(crate) struct LevelShape {
 }
 
 /// A range of level panes `[to − len, to)` whose distinct count is kept running.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct TrackedRange {
     pub level: usize,
     pub len: u32,
@@ -49,7 +49,7 @@ impl TrackedRange {
 }
 
 /// The count rings and running counts of one key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LastSeenCounts {
     rings: Vec<CountRing>,
     running: Vec<u64>,

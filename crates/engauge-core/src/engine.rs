@@ -42,7 +42,7 @@ pub enum Ingested {
 }
 
 /// Counters the pipeline exposes as health metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineStats {
     pub accepted: u64,
     pub late: u64,
@@ -74,7 +74,7 @@ const NO_SESSION: Millis = i64::MIN;
 const THIRTY_DAYS: Millis = 30 * DAY;
 
 /// An accepted event waiting for its base pane to seal.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Pending {
     ts: Millis,
     user: u32,
@@ -87,17 +87,18 @@ struct Pending {
     sid: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct PaneBuffer {
     events: Vec<Pending>,
     /// Segment ids, `set_count` per event in arrival order (`segs_at` points in).
     segs: Vec<u32>,
     /// With sketch windows: the user hash of each event in arrival order (index
     /// `segs_at / set_count`), kept out of `Pending` so exact mode sorts smaller entries.
+    #[serde(skip)]
     hashes: Vec<UserHash>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct WindowState {
     name: String,
     length: Millis,
@@ -119,9 +120,11 @@ struct WindowState {
 }
 
 /// A calendar window: tumbling instances over local days, weeks or months.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct CalendarState {
     name: String,
+    /// Resolved from the configuration again on restore.
+    #[serde(skip, default = "Calendar::utc_day")]
     calendar: Calendar,
     /// Index into `levels` of the quarter-hour ring.
     level: usize,
@@ -145,7 +148,7 @@ struct CalendarState {
 }
 
 /// The current instance of a calendar window and the start of the one before.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct CalInstance {
     prev_start: Millis,
     start: Millis,
@@ -199,7 +202,7 @@ impl CalendarState {
 
 /// Counts that events add to a range of future instances of one window, read as each instance
 /// closes: a difference array over instance indices (`end / slide`) in a ring.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct FutureCounts {
     slots: Vec<i64>,
     running: i64,
@@ -244,7 +247,7 @@ impl FutureCounts {
 }
 
 /// Lifecycle counts of one (window, segment) that last-seen counts cannot give.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct LifeSeg {
     /// Users whose activity crosses from the previous period into the current one.
     retained: FutureCounts,
@@ -2014,6 +2017,10 @@ fn lifecycle_and_money(a: &crate::pane::Agg, people: &People) -> Kpis {
     }
     k
 }
+
+mod state;
+
+pub use state::StateError;
 
 #[cfg(test)]
 mod tests;

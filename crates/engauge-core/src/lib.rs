@@ -2,7 +2,8 @@
 //!
 //! Events go in with [`Engine::ingest`], time goes in with [`Engine::advance`] (a watermark), and
 //! closed window instances come out as [`Snapshot`]s. Nothing here does I/O, reads a clock, or knows
-//! about serde or Kafka; that keeps the engine deterministic and testable without a broker.
+//! about Kafka; that keeps the engine deterministic and testable without a broker. serde is used
+//! for one thing: the engine's state as bytes ([`Engine::save_state`], [`Engine::restore`]).
 
 pub mod calendar;
 mod config;
@@ -28,7 +29,7 @@ pub use config::{
     ClvConfig, ConfigError, DistinctMode, EngineConfig, FeaturesConfig, SegmentsConfig,
     SketchConfig, SurveyScales, WindowSpec,
 };
-pub use engine::{Engine, EngineStats, Ingested};
+pub use engine::{Engine, EngineStats, Ingested, StateError};
 pub use event::{Event, EventKind, Survey};
 pub use kpi::{DurationStats, Kpis, SurveyCounts};
 pub use replay::Replay;

@@ -7,7 +7,7 @@ use crate::quantile::{DenseHistogram, SparseHistogram, bucket_of};
 
 /// What an event adds beyond being counted: a survey response, money, or a support or
 /// subscription signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Mark {
     None,
     Nps {
@@ -40,7 +40,7 @@ pub(crate) enum Contribution {
 }
 
 /// Additive counters. Signed so that running sums can subtract a leaving pane exactly.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Agg {
     pub events: i64,
     pub sessions: i64,
@@ -124,7 +124,7 @@ impl Agg {
 }
 
 /// A pane's aggregate for one segment.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PaneSeg {
     pub agg: Agg,
     pub durations: SparseHistogram,
@@ -152,7 +152,7 @@ impl PaneSeg {
 }
 
 /// A window's running sum for one segment.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WindowSeg {
     pub agg: Agg,
     pub durations: DenseHistogram,
@@ -172,7 +172,7 @@ impl WindowSeg {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Slot {
     /// Pane index held, or `i64::MIN` when unused.
     pane: i64,
@@ -183,7 +183,7 @@ struct Slot {
 ///
 /// A slot is reused lazily: writing pane `k` into a slot holding an older pane clears it; writing
 /// a pane older than the one a slot holds is dropped (no window can still see it).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PaneRing {
     pub granularity: Millis,
     slots: Vec<Slot>,

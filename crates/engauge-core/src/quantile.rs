@@ -32,7 +32,7 @@ pub fn bucket_value(bucket: u16) -> f64 {
 }
 
 /// A sparse histogram: sorted `(bucket, count)` pairs. Used for panes, which hold few sessions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SparseHistogram {
     buckets: Vec<(u16, i64)>,
 }
@@ -63,7 +63,7 @@ const BLOCK: usize = 32;
 
 /// A dense histogram, for running window sums that see many buckets. Block sums let a quantile
 /// lookup skip 32 buckets at a time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DenseHistogram {
     counts: Vec<i64>,
     blocks: Vec<i64>,

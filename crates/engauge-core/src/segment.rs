@@ -17,7 +17,7 @@ const NONE_ID: u16 = 0;
 const OTHER_ID: u16 = 1;
 
 /// Interns strings up to a cap; the rest map to `__other__`.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CappedValues {
     ids: HashMap<Box<str>, u16>,
     /// Index = id; 0 and 1 are `__none__` and `__other__`.
@@ -62,7 +62,7 @@ impl CappedValues {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Dimension {
     name: String,
     values: CappedValues,
@@ -70,14 +70,14 @@ struct Dimension {
     used: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SegmentInfo {
     /// `(dimension, value)` sorted by dimension; empty for all users.
     pub labels: Vec<(String, String)>,
 }
 
 /// Maps an event to one segment id per configured set.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Segmenter {
     dims: Vec<Dimension>,
     /// Per set, indices into `dims` in set order.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::Millis;
 
 /// An open session: first and last event time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct OpenSession {
     pub start: Millis,
     pub last: Millis,
@@ -44,7 +44,7 @@ pub(crate) fn step(
 
 /// Where a session lives: `sid` 0 is the gap-based stream, otherwise a hashed `session_id`.
 /// `user` is the interned user index, or in sketch mode (no per-user state) a hash of the id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SessionKey {
     pub user: u64,
     pub seg: u32,
@@ -53,14 +53,14 @@ pub(crate) struct SessionKey {
 
 /// A reminder to look at a session once the frontier passes its close time. `start` identifies
 /// the session, so a reminder for a session that has since been replaced is ignored.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Timer {
     pub key: SessionKey,
     pub start: Millis,
 }
 
 /// Timers bucketed by base pane of the close time they were set for.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Timers {
     buckets: BTreeMap<u32, Vec<Timer>>,
 }

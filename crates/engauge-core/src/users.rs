@@ -59,8 +59,45 @@ impl Interner {
     }
 }
 
+/// Checkpoint encoding: the arena and where each id ends, in index order (ids are appended in
+/// index order); the table is rebuilt, since its hasher is seeded per process.
+impl serde::Serialize for Interner {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut ends = vec![0u32; self.len as usize];
+        for e in &self.table {
+            ends[e.idx as usize] = e.end;
+        }
+        serde::Serialize::serialize(&(&self.arena, ends), s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Interner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let (arena, ends): (Vec<u8>, Vec<u32>) = serde::Deserialize::deserialize(d)?;
+        let mut interner = Interner::default();
+        interner.table.reserve(ends.len(), |_| 0);
+        interner.arena.reserve(arena.len());
+        let mut start = 0usize;
+        for end in ends {
+            let id = arena
+                .get(start..end as usize)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .ok_or_else(|| D::Error::custom("user id arena out of order"))?;
+            if !interner.intern(id).1 {
+                return Err(D::Error::custom("user id stored twice"));
+            }
+            start = end as usize;
+        }
+        if start != arena.len() {
+            return Err(D::Error::custom("user id arena has trailing bytes"));
+        }
+        Ok(interner)
+    }
+}
+
 /// A user's state within one segment.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SegUser {
     pub seg: u32,
     /// Last sealed base pane with activity.
@@ -71,7 +108,7 @@ pub(crate) struct SegUser {
 }
 
 /// Everything kept per user.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct UserState {
     pub segs: SmallVec<[SegUser; 3]>,
     /// (feature key, last sealed base pane with that feature).
@@ -96,5 +133,10 @@ mod tests {
         assert_eq!(i.intern("bob"), (1, false));
         assert_eq!(i.intern("user-9999").0, 10_001);
         assert_eq!(i.len(), 10_002);
+        let mut back: Interner =
+            bincode::deserialize(&bincode::serialize(&i).expect("encodes")).expect("decodes");
+        assert_eq!(back.len(), 10_002);
+        assert_eq!(back.intern("user-9999"), (10_001, false));
+        assert_eq!(back.intern("carol"), (10_002, true));
     }
 }

@@ -51,6 +51,41 @@ fn public_replay(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> (Vec<Snapshot>, 
     (out, ingested)
 }
 
+/// [`replay`], except that before the arrivals at each index of `cuts` the engine's state is
+/// saved and the run continues on an engine restored from those bytes (a checkpoint and a
+/// restart). Sketch windows are not checkpointed: there the run continues on the same engine.
+fn replay_with_restores(
+    cfg: &EngineConfig,
+    arrivals: &[Event<'_>],
+    cuts: &[usize],
+) -> (Vec<Snapshot>, Vec<Ingested>) {
+    let mut engine = Engine::new(cfg.clone()).expect("test configs are valid");
+    let mut out = Vec::new();
+    let mut ingested = Vec::with_capacity(arrivals.len());
+    let mut max_ts: Option<Millis> = None;
+    for (i, ev) in arrivals.iter().enumerate() {
+        if cuts.contains(&i) {
+            match engine.save_state() {
+                Ok(bytes) => {
+                    engine = Engine::restore(cfg.clone(), &bytes).expect("own state restores");
+                    let again = engine.save_state().expect("restored state saves");
+                    assert_eq!(again.len(), bytes.len(), "a restored engine saves the same state");
+                }
+                Err(engauge_core::StateError::Sketches) => {}
+                Err(e) => panic!("cannot save: {e}"),
+            }
+        }
+        ingested.push(engine.ingest(ev));
+        let max = max_ts.map_or(ev.ts, |m| m.max(ev.ts));
+        max_ts = Some(max);
+        engine.advance(max - cfg.allowed_lateness, &mut out);
+    }
+    if let Some(max) = max_ts {
+        engine.advance(max, &mut out);
+    }
+    (out, ingested)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Comparison with a readable diff.
 // ---------------------------------------------------------------------------------------------
@@ -932,6 +967,20 @@ proptest! {
         let diff = compare(&expected, &actual, &ingested);
         prop_assert!(diff.is_none(), "{}\n{}", diff.unwrap_or_default(), describe(&cfg, &arrivals));
         prop_assert_eq!(public_replay(&cfg, &arrivals), (actual, ingested), "Replay differs");
+    }
+
+    /// Checkpoints: saving the state at any points and continuing on restored engines gives the
+    /// uninterrupted run's output exactly.
+    #[test]
+    fn restored_engine_continues_exactly(
+        sc in scenario(),
+        cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 1..4),
+    ) {
+        let (cfg, arrivals) = build(&sc);
+        let cuts: Vec<usize> = cuts.iter().map(|c| c.index(arrivals.len().max(1))).collect();
+        let expected = replay(&cfg, &arrivals);
+        let actual = replay_with_restores(&cfg, &arrivals, &cuts);
+        prop_assert!(actual == expected, "restored run differs (cuts {:?})\n{}", cuts, describe(&cfg, &arrivals));
     }
 
     /// Sanity of the model itself (independent of the engine): segment sums and bounds.

@@ -1,0 +1,169 @@
+//! The engine's state as bytes, for checkpoints: what [`Engine::new`] cannot derive from the
+//! configuration, encoded compactly (bincode, variable-length integers) behind a versioned header.
+//!
+//! ```text
+//! "EGES"  u16 version  u64 configuration fingerprint  payload
+//! ```
+//!
+//! The payload lists the engine's dynamic fields in a fixed order (the `fields!` list below:
+//! changing it is a new version, and the old version's decoder stays). A state restores only
+//! under the configuration it was saved with: panes, ranges and segment ids depend on it, so a
+//! changed configuration is reported and the caller rebuilds from history instead.
+//! `tests/data/engine-state-v1.bin` pins version 1.
+
+use super::*;
+
+const MAGIC: &[u8; 4] = b"EGES";
+/// The version [`Engine::save_state`] writes.
+pub const VERSION: u16 = 1;
+const HEADER: usize = 4 + 2 + 8;
+
+/// Why a saved state cannot be used (the caller then rebuilds from history).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StateError {
+    #[error("not an engine state (bad magic)")]
+    Magic,
+    #[error("engine state version {0} is newer than this engauge understands ({VERSION})")]
+    Version(u16),
+    #[error("the engine configuration changed since the state was saved")]
+    Config,
+    #[error("engine state is corrupt: {0}")]
+    Corrupt(String),
+    #[error("sketch windows are not checkpointed (distinct = \"sketch\"): state is rebuilt")]
+    Sketches,
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+}
+
+fn options() -> impl bincode::Options {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .with_little_endian()
+        .reject_trailing_bytes()
+}
+
+/// 64-bit FNV-1a of the configuration's debug form: every setting, in declaration order.
+fn fingerprint(config: &EngineConfig) -> u64 {
+    format!("{config:?}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+macro_rules! fields {
+    ($($field:ident : $ty:ty),* $(,)?) => {
+        #[derive(serde::Serialize)]
+        struct Saved<'a> {
+            $($field: &'a $ty),*
+        }
+
+        #[derive(serde::Deserialize)]
+        struct Loaded {
+            $($field: $ty),*
+        }
+
+        impl<'a> Saved<'a> {
+            fn of(e: &'a Engine) -> Self {
+                Saved { $($field: &e.$field),* }
+            }
+        }
+
+        impl Loaded {
+            fn into(self, e: &mut Engine) {
+                $(e.$field = self.$field;)*
+            }
+        }
+    };
+}
+
+// Version 1. Everything else in `Engine` is derived from the configuration.
+fields! {
+    levels: Vec<PaneRing>,
+    rolled_until: Millis,
+    ranges: Vec<TrackedRange>,
+    windows: Vec<WindowState>,
+    calendars: Vec<CalendarState>,
+    segmenter: Segmenter,
+    features: CappedValues,
+    users: Interner,
+    user_state: Vec<UserState>,
+    seg_counts: Vec<LastSeenCounts>,
+    feature_keys: HashMap<(u32, u16), u32>,
+    feature_counts: Vec<LastSeenCounts>,
+    feature_of_key: Vec<u16>,
+    seg_features: Vec<Vec<u32>>,
+    keyed_sessions: HashMap<(u64, u64), SegSessions>,
+    open_sessions: u64,
+    timers: Timers,
+    dedup: Dedup,
+    pending: BTreeMap<u32, PaneBuffer>,
+    pending_events: u64,
+    watermark: Option<Millis>,
+    frontier: Option<Millis>,
+    last_sweep: Millis,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// The engine's state as bytes (see the module docs), or [`StateError::Sketches`] when a
+    /// window counts with sketches (their state is not encoded; such engines rebuild).
+    pub fn save_state(&self) -> Result<Vec<u8>, StateError> {
+        use bincode::Options;
+        if self.sketches.is_some() {
+            return Err(StateError::Sketches);
+        }
+        let saved = Saved::of(self);
+        let len = options()
+            .serialized_size(&saved)
+            .map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let mut out = Vec::with_capacity(HEADER + len as usize);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_be_bytes());
+        out.extend_from_slice(&fingerprint(&self.config).to_be_bytes());
+        options()
+            .serialize_into(&mut out, &saved)
+            .map_err(|e| StateError::Corrupt(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// An engine for `config` in the state `bytes` were saved in: continuing it gives exactly
+    /// what the saved engine would have given.
+    pub fn restore(config: EngineConfig, bytes: &[u8]) -> Result<Engine, StateError> {
+        use bincode::Options;
+        if bytes.len() < HEADER || &bytes[..4] != MAGIC {
+            return Err(StateError::Magic);
+        }
+        let version = u16::from_be_bytes([bytes[4], bytes[5]]);
+        if version != VERSION {
+            return Err(StateError::Version(version));
+        }
+        let mut engine = Engine::new(config)?;
+        if engine.sketches.is_some() {
+            return Err(StateError::Sketches);
+        }
+        let mut print = [0u8; 8];
+        print.copy_from_slice(&bytes[6..HEADER]);
+        if u64::from_be_bytes(print) != fingerprint(&engine.config) {
+            return Err(StateError::Config);
+        }
+        let mut loaded: Loaded = options()
+            .deserialize(&bytes[HEADER..])
+            .map_err(|e| StateError::Corrupt(e.to_string()))?;
+        // Shapes the configuration fixes must match what was saved.
+        let same_shape = loaded.levels.len() == engine.levels.len()
+            && loaded.ranges.len() == engine.ranges.len()
+            && loaded.windows.len() == engine.windows.len()
+            && loaded.calendars.len() == engine.calendars.len()
+            && loaded.user_state.len() == loaded.users.len();
+        if !same_shape {
+            return Err(StateError::Corrupt("shape differs from the configuration".into()));
+        }
+        for (cal, fresh) in loaded.calendars.iter_mut().zip(&engine.calendars) {
+            cal.calendar = fresh.calendar.clone();
+        }
+        loaded.into(&mut engine);
+        Ok(engine)
+    }
+}
