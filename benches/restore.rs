@@ -100,6 +100,7 @@ fn main() {
             ("engauge.snapshots", 1),
             ("engauge.dead-letter", 1),
             ("engauge.checkpoints", 1),
+            ("engauge.state", 1),
         ],
     );
     let day = engauge_core::time::DAY;

@@ -69,7 +69,11 @@ fn replay_with_restores(
                 Ok(bytes) => {
                     engine = Engine::restore(cfg.clone(), &bytes).expect("own state restores");
                     let again = engine.save_state().expect("restored state saves");
-                    assert_eq!(again.len(), bytes.len(), "a restored engine saves the same state");
+                    assert_eq!(
+                        again.len(),
+                        bytes.len(),
+                        "a restored engine saves the same state"
+                    );
                 }
                 Err(engauge_core::StateError::Sketches) => {}
                 Err(e) => panic!("cannot save: {e}"),

@@ -13,7 +13,10 @@ use engauge_core::{
     Survey,
 };
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/engine-state-v1.bin");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/engine-state-v1.bin"
+);
 /// 2026-01-01T00:00:00Z.
 const T0: Millis = 1_767_225_600_000;
 const EVENTS: usize = 6_000;
@@ -43,7 +46,8 @@ fn events() -> Vec<(String, String, Millis, &'static str, EventKind<'static>)> {
     (0..EVENTS)
         .map(|n| {
             let r = next();
-            let ts = T0 + (n as Millis) * (45 * DAY / EVENTS as Millis) + (r % 7) as Millis * MINUTE;
+            let ts =
+                T0 + (n as Millis) * (45 * DAY / EVENTS as Millis) + (r % 7) as Millis * MINUTE;
             let user = format!("user-{}", r % 300);
             let plan = plans[(r >> 20) as usize % plans.len()];
             let kind = match (r >> 32) % 10 {
@@ -124,7 +128,10 @@ fn version_1_state_restores_and_continues_exactly() {
     feed(&mut restored, second, &mut max_ts, &mut actual);
     restored.advance(max_ts, &mut actual);
     assert_eq!(actual.len(), expected.len());
-    assert!(actual == expected, "the restored engine continues differently");
+    assert!(
+        actual == expected,
+        "the restored engine continues differently"
+    );
 }
 
 #[test]
@@ -134,14 +141,26 @@ fn states_that_cannot_be_used_are_refused_with_a_reason() {
         session_gap: 10 * MINUTE,
         ..config()
     };
-    assert_eq!(Engine::restore(changed, &bytes).err(), Some(StateError::Config));
+    assert_eq!(
+        Engine::restore(changed, &bytes).err(),
+        Some(StateError::Config)
+    );
     let mut newer = bytes.clone();
     newer[4..6].copy_from_slice(&99u16.to_be_bytes());
-    assert_eq!(Engine::restore(config(), &newer).err(), Some(StateError::Version(99)));
-    assert_eq!(Engine::restore(config(), b"nope").err(), Some(StateError::Magic));
+    assert_eq!(
+        Engine::restore(config(), &newer).err(),
+        Some(StateError::Version(99))
+    );
+    assert_eq!(
+        Engine::restore(config(), b"nope").err(),
+        Some(StateError::Magic)
+    );
     for len in [14, bytes.len() / 2, bytes.len() - 1] {
         assert!(
-            matches!(Engine::restore(config(), &bytes[..len]), Err(StateError::Corrupt(_))),
+            matches!(
+                Engine::restore(config(), &bytes[..len]),
+                Err(StateError::Corrupt(_))
+            ),
             "a truncated state ({len} bytes) is refused"
         );
     }

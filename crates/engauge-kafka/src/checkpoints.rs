@@ -1,4 +1,5 @@
-//! Reading the checkpoint topic back: the records of each wanted key, oldest first.
+//! Reading the checkpoint topic back (the records of each wanted key, oldest first), and the
+//! engine state on the state topic: written in chunks, found again through a [`StateRef`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::KafkaSettings;
+use crate::{KafkaSettings, StateRef};
 
 /// Reads every partition of the checkpoint topic from the beginning to its end (with
 /// `read_committed`, the end is the last stable offset: records of aborted transactions are
@@ -21,28 +22,7 @@ pub fn read_checkpoints(
     keys: &[String],
     timeout: Duration,
 ) -> Result<HashMap<String, Vec<Vec<u8>>>, KafkaError> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &settings.brokers)
-        .set(
-            "group.id",
-            format!("{}.checkpoint-reader", settings.group_id),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .set("client.id", "engauge-checkpoints");
-    // Connection and security settings apply to this reader too.
-    for (k, v) in &settings.consumer {
-        if k.starts_with("security.")
-            || k.starts_with("sasl.")
-            || k.starts_with("ssl.")
-            || k == "fetch.wait.max.ms"
-        {
-            config.set(k, v);
-        }
-    }
-    let consumer: BaseConsumer = config.create()?;
+    let consumer = reader(settings, "checkpoint-reader")?;
     let topic = settings.checkpoint_topic.as_str();
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions: Vec<i32> = metadata
@@ -97,4 +77,166 @@ pub fn read_checkpoints(
         }
     }
     Ok(latest)
+}
+
+/// A `read_committed` consumer with no group membership, for reading back what engauge wrote.
+fn reader(settings: &KafkaSettings, what: &str) -> Result<BaseConsumer, KafkaError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("group.id", format!("{}.{what}", settings.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("client.id", "engauge-checkpoints");
+    // Connection and security settings apply to this reader too.
+    for (k, v) in &settings.consumer {
+        if k.starts_with("security.")
+            || k.starts_with("sasl.")
+            || k.starts_with("ssl.")
+            || k == "fetch.wait.max.ms"
+        {
+            config.set(k, v);
+        }
+    }
+    config.create()
+}
+
+/// Largest chunk of a saved state: well under Kafka's default `message.max.bytes` (1 MB).
+pub const STATE_CHUNK: usize = 900 * 1024;
+const CHUNK_MAGIC: &[u8; 4] = b"EGSC";
+
+/// 64-bit FNV-1a, the integrity check of a reassembled state.
+pub fn state_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The values of the records that carry `state` (saved as `id`) on the state topic: `EGSC`,
+/// `id u64`, chunk index `u32`, chunk count `u32` (little-endian), then up to [`STATE_CHUNK`]
+/// bytes of the state.
+#[derive(Debug)]
+pub struct StateChunks<'a> {
+    id: u64,
+    state: &'a [u8],
+    index: u32,
+    count: u32,
+}
+
+pub fn state_chunks(id: u64, state: &[u8]) -> StateChunks<'_> {
+    StateChunks {
+        id,
+        state,
+        index: 0,
+        count: state.len().div_ceil(STATE_CHUNK).max(1) as u32,
+    }
+}
+
+impl StateChunks<'_> {
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Writes the next chunk's value into `out` (cleared first); `false` when all were written.
+    pub fn next_into(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.index == self.count {
+            return false;
+        }
+        let from = self.index as usize * STATE_CHUNK;
+        let to = (from + STATE_CHUNK).min(self.state.len());
+        out.clear();
+        out.extend_from_slice(CHUNK_MAGIC);
+        out.extend_from_slice(&self.id.to_le_bytes());
+        out.extend_from_slice(&self.index.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.state[from..to]);
+        self.index += 1;
+        true
+    }
+}
+
+/// Reassembles the state `r` points to: reads its partition of the state topic from `r.from`
+/// until every chunk of state `r.id` is in (other records, of other states or members, are
+/// skipped). `Ok(None)` when the partition ends first or the bytes do not check out (e.g. the
+/// chunks were compacted or deleted): the caller then rebuilds from history.
+pub fn read_state(
+    settings: &KafkaSettings,
+    r: &StateRef,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, KafkaError> {
+    let consumer = reader(settings, "state-reader")?;
+    let topic = settings.state_topic.as_str();
+    let (_, high) = consumer.fetch_watermarks(topic, r.partition, timeout)?;
+    if high <= r.from {
+        return Ok(None);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, r.partition, Offset::Offset(r.from))?;
+    consumer.assign(&tpl)?;
+    let mut state = vec![0u8; r.len as usize];
+    let mut have = vec![false; r.chunks as usize];
+    let mut missing = r.chunks as usize;
+    let deadline = Instant::now() + timeout;
+    while missing > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+            ));
+        }
+        match consumer.poll(left.min(Duration::from_millis(100))) {
+            Some(Ok(m)) => {
+                let value = m.payload().unwrap_or(&[]);
+                let Some(rest) = value.strip_prefix(CHUNK_MAGIC) else {
+                    continue;
+                };
+                if rest.len() < 16 || rest[..8] != r.id.to_le_bytes() {
+                    continue;
+                }
+                let index = u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]) as usize;
+                let count = u32::from_le_bytes([rest[12], rest[13], rest[14], rest[15]]);
+                let bytes = &rest[16..];
+                let from = index * STATE_CHUNK;
+                if count != r.chunks || index >= have.len() || from + bytes.len() > state.len() {
+                    return Ok(None);
+                }
+                if !have[index] {
+                    have[index] = true;
+                    missing -= 1;
+                    state[from..from + bytes.len()].copy_from_slice(bytes);
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(None),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    Ok((state_hash(&state) == r.hash).then_some(state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_state_in_order() {
+        for len in [0, 1, STATE_CHUNK, STATE_CHUNK + 1, 3 * STATE_CHUNK - 7] {
+            let state: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut chunks = state_chunks(42, &state);
+            let count = chunks.count();
+            assert_eq!(count as usize, len.div_ceil(STATE_CHUNK).max(1));
+            let (mut value, mut joined, mut n) = (Vec::new(), Vec::new(), 0);
+            while chunks.next_into(&mut value) {
+                assert_eq!(&value[..4], b"EGSC");
+                assert_eq!(value[4..12], 42u64.to_le_bytes());
+                assert_eq!(value[12..16], (n as u32).to_le_bytes());
+                assert_eq!(value[16..20], count.to_le_bytes());
+                assert!(value.len() <= 20 + STATE_CHUNK);
+                joined.extend_from_slice(&value[20..]);
+                n += 1;
+            }
+            assert_eq!((n, joined), (count, state));
+        }
+    }
 }

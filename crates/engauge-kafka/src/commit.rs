@@ -50,20 +50,36 @@ impl CommitPoint {
 
 /// A checkpoint record (exactly-once): one per input partition, keyed by [`checkpoint_key`],
 /// written to the checkpoint topic in the same transaction as the snapshots it covers and the
-/// input offsets. It repeats the commit point (some brokers keep no offset metadata) and carries
-/// the partition's engine state (empty in format version 1: state is rebuilt from the input).
+/// input offsets. It repeats the commit point (some brokers keep no offset metadata) and says
+/// where the engine state of the whole assignment was saved in that transaction, if it was
+/// ([`StateRef`]; the state itself is on the state topic, see [`crate::state_chunks`]).
 ///
 /// Format (all integers little-endian): `EGCK`, version `u8`, `rebuild_from i64`, `next i64`,
-/// published flag `u8` and `i64`, state length `u32`, state bytes. A newer engauge reads every
-/// older version; an unknown newer version is refused (ignored, with a message, by the caller).
+/// published flag `u8` and `i64`, then a length `u32` and that many bytes: in version 1 always
+/// empty; in version 2 empty (no state saved) or a [`StateRef`] (40 bytes). A newer engauge reads
+/// every older version; an unknown newer version is refused (ignored, with a message, by the
+/// caller).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     pub point: CommitPoint,
-    pub state: Vec<u8>,
+    pub state: Option<StateRef>,
+}
+
+/// Where a saved state is: the chunks of state `id`, on partition `partition` of the state
+/// topic, at or after offset `from`; `len` bytes in all, FNV-1a hash `hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateRef {
+    pub id: u64,
+    pub partition: i32,
+    pub from: i64,
+    pub chunks: u32,
+    pub len: u64,
+    pub hash: u64,
 }
 
 const CHECKPOINT_MAGIC: &[u8; 4] = b"EGCK";
-const CHECKPOINT_VERSION: u8 = 1;
+const CHECKPOINT_VERSION: u8 = 2;
+const STATE_REF_LEN: usize = 8 + 4 + 8 + 4 + 8 + 8;
 
 /// Why a checkpoint record was not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,8 +107,18 @@ impl Checkpoint {
         out.extend_from_slice(&self.point.next.to_le_bytes());
         out.push(u8::from(self.point.published.is_some()));
         out.extend_from_slice(&self.point.published.unwrap_or(0).to_le_bytes());
-        out.extend_from_slice(&(self.state.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.state);
+        match &self.state {
+            None => out.extend_from_slice(&0u32.to_le_bytes()),
+            Some(r) => {
+                out.extend_from_slice(&(STATE_REF_LEN as u32).to_le_bytes());
+                out.extend_from_slice(&r.id.to_le_bytes());
+                out.extend_from_slice(&r.partition.to_le_bytes());
+                out.extend_from_slice(&r.from.to_le_bytes());
+                out.extend_from_slice(&r.chunks.to_le_bytes());
+                out.extend_from_slice(&r.len.to_le_bytes());
+                out.extend_from_slice(&r.hash.to_le_bytes());
+            }
+        }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
@@ -120,7 +146,24 @@ impl Checkpoint {
         let has_published = take(1)?[0] == 1;
         let published = i64_at(take(8)?);
         let len = u32::from_le_bytes(take(4)?.try_into().unwrap_or([0; 4])) as usize;
-        let state = take(len)?.to_vec();
+        let state = take(len)?;
+        let state = match (version, len) {
+            (_, 0) => None,
+            (2, STATE_REF_LEN) => {
+                let at = |from: usize, n: usize| &state[from..from + n];
+                let u32_at = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
+                Some(StateRef {
+                    id: i64_at(at(0, 8)) as u64,
+                    partition: u32_at(at(8, 4)) as i32,
+                    from: i64_at(at(12, 8)),
+                    chunks: u32_at(at(20, 4)),
+                    len: i64_at(at(24, 8)) as u64,
+                    hash: i64_at(at(32, 8)) as u64,
+                })
+            }
+            // Version 1 carried no state; anything else is not ours.
+            _ => return Err(CheckpointError::NotACheckpoint),
+        };
         Ok(Checkpoint {
             point: CommitPoint {
                 rebuild_from,
@@ -149,7 +192,7 @@ mod tests {
                     next: 98_765,
                     published: Some(1_767_225_600_000),
                 },
-                state: Vec::new(),
+                state: None,
             })
         );
     }
@@ -185,7 +228,14 @@ mod tests {
         ] {
             let c = Checkpoint {
                 point: p,
-                state: vec![1, 2, 3],
+                state: Some(StateRef {
+                    id: u64::MAX - 5,
+                    partition: 2,
+                    from: 77,
+                    chunks: 300,
+                    len: 150_000_000,
+                    hash: 0xdead_beef_0bad_f00d,
+                }),
             };
             let mut bytes = Vec::new();
             c.encode(&mut bytes);
@@ -193,10 +243,16 @@ mod tests {
             for cut in 0..bytes.len() {
                 assert!(Checkpoint::decode(&bytes[..cut]).is_err());
             }
-            bytes[4] = 2;
+            bytes[4] = 3;
             assert_eq!(
                 Checkpoint::decode(&bytes),
-                Err(CheckpointError::NewerVersion(2))
+                Err(CheckpointError::NewerVersion(3))
+            );
+            bytes[4] = 1;
+            assert_eq!(
+                Checkpoint::decode(&bytes),
+                Err(CheckpointError::NotACheckpoint),
+                "version 1 carries no state"
             );
         }
         assert_eq!(CommitPoint::parse(3, "engauge1;next=x;published=-"), None);

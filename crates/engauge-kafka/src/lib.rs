@@ -9,7 +9,8 @@
 //! * [`CommitPoint`]: what a committed offset means here (rebuild start, processed position,
 //!   published watermark), encoded in the commit's metadata string (at least once) or in a
 //!   [`Checkpoint`] record committed in the same transaction (exactly once), read back with
-//!   [`read_checkpoints`].
+//!   [`read_checkpoints`]; the engine state those records point to travels in chunks on the
+//!   state topic ([`state_chunks`], [`read_state`]).
 
 mod checkpoints;
 mod commit;
@@ -18,8 +19,8 @@ mod outbox;
 mod settings;
 mod source;
 
-pub use checkpoints::read_checkpoints;
-pub use commit::{Checkpoint, CheckpointError, CommitPoint, checkpoint_key};
+pub use checkpoints::{StateChunks, read_checkpoints, read_state, state_chunks, state_hash};
+pub use commit::{Checkpoint, CheckpointError, CommitPoint, StateRef, checkpoint_key};
 pub use outbox::{DeliveryFailed, OutRecord, Outbox, OutboxError, TxnEnd, TxnErrorClass, TxnFatal};
 pub use settings::{KafkaSettings, SettingsError};
 pub use source::{Rebalance, Source, SourceError};

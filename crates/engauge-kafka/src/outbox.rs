@@ -5,7 +5,7 @@
 //! restart re-reads and republishes).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
@@ -24,13 +24,26 @@ pub struct OutRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-#[derive(Default)]
 struct OutboxContext {
     delivered: AtomicU64,
     failed: AtomicU64,
+    /// Smallest offset of the tracked records delivered since the last reset (`i64::MAX`: none).
+    tracked_first: AtomicI64,
     /// The last delivery error, for the caller's message.
     last_error: Mutex<Option<KafkaError>>,
     errors: crate::log::ErrorLog,
+}
+
+impl Default for OutboxContext {
+    fn default() -> Self {
+        OutboxContext {
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            tracked_first: AtomicI64::new(i64::MAX),
+            last_error: Mutex::new(None),
+            errors: crate::log::ErrorLog::default(),
+        }
+    }
 }
 
 impl ClientContext for OutboxContext {
@@ -41,11 +54,18 @@ impl ClientContext for OutboxContext {
 }
 
 impl ProducerContext for OutboxContext {
-    type DeliveryOpaque = ();
+    /// 1 for a tracked record (see [`Outbox::send_tracked`]), else 0.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tracked: Self::DeliveryOpaque) {
         match result {
-            Ok(_) => self.delivered.fetch_add(1, Ordering::Relaxed),
+            Ok(m) => {
+                if tracked == 1 {
+                    self.tracked_first
+                        .fetch_min(rdkafka::Message::offset(m), Ordering::Relaxed);
+                }
+                self.delivered.fetch_add(1, Ordering::Relaxed)
+            }
             Err((e, _)) => {
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
                 self.failed.fetch_add(1, Ordering::Relaxed)
@@ -202,6 +222,29 @@ impl Outbox {
     /// Queues a record; when librdkafka's queue is full, polls until there is room
     /// (backpressure instead of an unbounded buffer).
     pub fn send(&mut self, record: &OutRecord) {
+        self.send_with(record, None, 0);
+    }
+
+    /// [`send`](Self::send) to partition `partition` of the record's topic, remembering where
+    /// it lands: [`tracked_first`](Self::tracked_first) gives the smallest offset.
+    pub fn send_tracked(&mut self, record: &OutRecord, partition: i32) {
+        self.send_with(record, Some(partition), 1);
+    }
+
+    /// Waits (up to `timeout`) until everything sent is delivered, then returns the smallest
+    /// offset of the records sent with [`send_tracked`](Self::send_tracked) since the last call
+    /// (`None` if there were none or not all were delivered).
+    pub fn tracked_first(&mut self, timeout: Duration) -> Option<i64> {
+        let settled = matches!(self.settle(timeout), Ok(true));
+        let first = self
+            .producer
+            .context()
+            .tracked_first
+            .swap(i64::MAX, Ordering::Relaxed);
+        (settled && first != i64::MAX).then_some(first)
+    }
+
+    fn send_with(&mut self, record: &OutRecord, partition: Option<i32>, tracked: usize) {
         loop {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (k, v) in &record.headers {
@@ -210,11 +253,15 @@ impl Outbox {
                     value: Some(v),
                 });
             }
-            let mut r: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&record.topic)
-                .payload(&record.payload[..])
-                .headers(headers);
+            let mut r: BaseRecord<'_, [u8], [u8], usize> =
+                BaseRecord::with_opaque_to(&record.topic, tracked)
+                    .payload(&record.payload[..])
+                    .headers(headers);
             if let Some(key) = &record.key {
                 r = r.key(&key[..]);
+            }
+            if let Some(partition) = partition {
+                r = r.partition(partition);
             }
             match self.producer.send(r) {
                 Ok(()) => {

@@ -15,6 +15,9 @@ pub struct KafkaSettings {
     /// Exactly-once: per-partition checkpoint records (compacted topic), written in the same
     /// transaction as the snapshots and the input offsets.
     pub checkpoint_topic: String,
+    /// Exactly-once: the engine state, in chunks, written in the same transaction and found
+    /// through the checkpoint records (see [`crate::state_chunks`]).
+    pub state_topic: String,
     /// Extra consumer properties (`[kafka.consumer]`), applied last: they win.
     pub consumer: BTreeMap<String, String>,
     /// Extra producer properties (`[kafka.producer]`), applied last: they win.
@@ -137,6 +140,7 @@ mod tests {
             snapshot_topic: "s".into(),
             dead_letter_topic: "d".into(),
             checkpoint_topic: "c".into(),
+            state_topic: "s".into(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
         }

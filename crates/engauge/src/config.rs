@@ -321,6 +321,7 @@ struct RawKafka {
     snapshot_topic: String,
     dead_letter_topic: String,
     checkpoint_topic: String,
+    state_topic: String,
     commit_interval: Duration,
     max_pending_events: u64,
     stall_timeout: Duration,
@@ -337,6 +338,7 @@ impl Default for RawKafka {
             snapshot_topic: "engauge.snapshots".into(),
             dead_letter_topic: "engauge.dead-letter".into(),
             checkpoint_topic: "engauge.checkpoints".into(),
+            state_topic: "engauge.state".into(),
             commit_interval: Duration(engauge_core::time::SECOND),
             max_pending_events: 2_000_000,
             stall_timeout: Duration(60 * engauge_core::time::SECOND),
@@ -593,6 +595,7 @@ impl Config {
             snapshot_topic: k.snapshot_topic,
             dead_letter_topic: k.dead_letter_topic,
             checkpoint_topic: k.checkpoint_topic,
+            state_topic: k.state_topic,
             consumer: passthrough("consumer", k.consumer)?,
             producer: passthrough("producer", k.producer)?,
         };

@@ -30,6 +30,7 @@ pub fn demo(mut config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()>
     let snapshot_topic = config.kafka.snapshot_topic.clone();
     let dead_letter_topic = config.kafka.dead_letter_topic.clone();
     let checkpoint_topic = config.kafka.checkpoint_topic.clone();
+    let state_topic = config.kafka.state_topic.clone();
     let cluster = thread::spawn(move || {
         let started = (|| -> anyhow::Result<(MockCluster<'static, _>, String)> {
             let cluster = MockCluster::new(1)?;
@@ -37,6 +38,7 @@ pub fn demo(mut config: Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()>
             cluster.create_topic(&snapshot_topic, 1, 1)?;
             cluster.create_topic(&dead_letter_topic, 1, 1)?;
             cluster.create_topic(&checkpoint_topic, 1, 1)?;
+            cluster.create_topic(&state_topic, 1, 1)?;
             let bootstrap = cluster.bootstrap_servers();
             Ok((cluster, bootstrap))
         })();

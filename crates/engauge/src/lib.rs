@@ -6,5 +6,6 @@ pub mod demo;
 pub mod pipeline;
 pub mod produce;
 pub mod replay;
+pub mod saved;
 pub mod telemetry;
 pub mod watchdog;

@@ -19,10 +19,12 @@ use engauge_core::time::HOUR;
 use engauge_core::{Engine, Ingested, Millis, Snapshot, WatermarkTracker};
 use engauge_kafka::{
     Checkpoint, CommitMode, CommitPoint, Headers, KafkaError, Message, OutRecord, Outbox,
-    Rebalance, Source, TxnEnd, TxnErrorClass, checkpoint_key, read_checkpoints,
+    Rebalance, Source, StateRef, TxnEnd, TxnErrorClass, checkpoint_key, read_checkpoints,
+    read_state, state_chunks, state_hash,
 };
 
 use crate::config::{Config, Guarantee};
+use crate::saved::{self, SavedPartition};
 use crate::telemetry::Telemetry;
 use crate::watchdog::Watchdog;
 
@@ -109,6 +111,8 @@ struct Assignment {
     /// Since when state is being rebuilt (until every partition is read up to where its
     /// previous owner stopped).
     restoring_since: Option<Instant>,
+    /// Exactly-once: state came from a checkpoint rather than from re-reading history.
+    from_checkpoint: bool,
 }
 
 impl Assignment {
@@ -184,6 +188,8 @@ pub fn run(
         ),
         progressed: false,
         recreate_consumer: false,
+        states_saved: 0,
+        state_unsaved: None,
     };
     telemetry.set_not_ready("waiting for a partition assignment");
     let mut last_tick = Instant::now();
@@ -276,6 +282,10 @@ struct Pipeline<'a> {
     watchdog: Watchdog,
     /// A message or end of partition arrived since the last tick.
     progressed: bool,
+    /// Exactly-once: states written to the state topic (part of each state's id).
+    states_saved: u64,
+    /// Why the last checkpoint carried no state (reported once per reason).
+    state_unsaved: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -370,6 +380,7 @@ impl Pipeline<'_> {
         parts: Vec<(String, i32)>,
         seek: bool,
     ) -> anyhow::Result<()> {
+        let started = Instant::now();
         if self.exactly_once && !parts.is_empty() {
             // First, so that a predecessor's open transaction (same partitions) is fenced and
             // resolved before its offsets are read.
@@ -377,14 +388,21 @@ impl Pipeline<'_> {
         }
         // The group coordinator can be briefly unavailable right after a rebalance.
         let mut attempt = 0;
-        let points = loop {
+        let checkpoints = loop {
             let read = if self.exactly_once {
                 self.committed_with_checkpoints(source, &parts)
             } else {
-                source.committed(&parts, Duration::from_secs(10))
+                source
+                    .committed(&parts, Duration::from_secs(10))
+                    .map(|points| {
+                        points
+                            .into_iter()
+                            .map(|point| point.map(|point| Checkpoint { point, state: None }))
+                            .collect()
+                    })
             };
             match read {
-                Ok(points) => break points,
+                Ok(checkpoints) => break checkpoints,
                 Err(e) if attempt < 5 => {
                     self.telemetry.kafka_error(&e);
                     attempt += 1;
@@ -402,11 +420,28 @@ impl Pipeline<'_> {
                 Err(e) => return Err(e).context("cannot read committed offsets"),
             }
         };
-        // Exactly-once commits the processed position: rebuilding starts before it.
+        let points: Vec<Option<CommitPoint>> = checkpoints
+            .iter()
+            .map(|c| c.as_ref().map(|c| c.point))
+            .collect();
+        // Exactly-once: the state saved with the committed offsets, when there is one.
+        let restored = if self.exactly_once && !parts.is_empty() {
+            self.restore_state(&parts, &checkpoints)
+        } else {
+            None
+        };
+        // Exactly-once commits the processed position: rebuilding starts before it, a restored
+        // state continues from it.
         let mut ends = vec![None; parts.len()];
         if seek || self.exactly_once {
             for ((part, point), end) in parts.iter().zip(&points).zip(&mut ends) {
-                let to = point.map(|p| p.rebuild_from);
+                let to = point.map(|p| {
+                    if restored.is_some() {
+                        p.next
+                    } else {
+                        p.rebuild_from
+                    }
+                });
                 let sought = source
                     .watermarks(&part.0, part.1, Duration::from_secs(10))
                     .and_then(|(low, high)| {
@@ -429,14 +464,33 @@ impl Pipeline<'_> {
             self.config.idle_timeout,
         );
         let mut partitions = Vec::with_capacity(parts.len());
+        let (engine, saved_parts) = match restored {
+            Some((engine, saved)) => (engine, saved),
+            None => (Engine::new(self.config.engine.clone())?, Vec::new()),
+        };
         for (index, ((part, point), end)) in parts.iter().zip(&points).zip(ends).enumerate() {
             let index = index as i32;
             tracker.assign(index, now);
-            let mut state = match point {
-                Some(p) => PartitionState::new(index, p.rebuild_from, p.next),
+            let saved = saved_parts
+                .iter()
+                .find(|s| s.partition == part.1 && s.topic == part.0);
+            let mut state = match (point, saved) {
+                (Some(p), Some(saved)) => {
+                    if let Some(ts) = saved.max_ts {
+                        tracker.observe(index, ts, now);
+                    }
+                    PartitionState {
+                        next: p.next,
+                        started_at: saved.started_at,
+                        max_ts: saved.max_ts,
+                        progress: saved.progress.iter().copied().collect(),
+                        ..PartitionState::new(index, p.next, p.next)
+                    }
+                }
+                (Some(p), None) => PartitionState::new(index, p.rebuild_from, p.next),
                 // No commit of ours: librdkafka's auto.offset.reset decides; nothing
                 // before it was processed by anyone.
-                None => PartitionState::new(index, -1, -1),
+                (None, _) => PartitionState::new(index, -1, -1),
             };
             match end {
                 Some((from, high)) if high <= from => tracker.set_caught_up(index, true),
@@ -447,27 +501,33 @@ impl Pipeline<'_> {
         }
         // Instances up to the furthest published watermark were published already.
         let suppress = points.iter().flatten().filter_map(|p| p.published).max();
+        let from = if saved_parts.is_empty() {
+            "rebuilding from"
+        } else {
+            "state restored; continuing from"
+        };
         eprintln!(
-            "engauge: assigned {} partition(s){}; rebuilding from {:?}, published up to {:?}",
+            "engauge: assigned {} partition(s){}; {from} {:?}, published up to {:?}",
             parts.len(),
             self.outbox
                 .as_ref()
                 .and_then(Outbox::transactional_id)
                 .map(|id| format!(" (transactional id {id})"))
                 .unwrap_or_default(),
-            points
+            partitions
                 .iter()
-                .map(|p| p.map(|p| p.rebuild_from))
+                .map(|(_, s)| (s.started_at >= 0).then_some(s.next))
                 .collect::<Vec<_>>(),
             suppress,
         );
         self.assignment = Some(Assignment {
-            engine: Engine::new(self.config.engine.clone())?,
+            engine,
             tracker,
             partitions,
             suppress_until: suppress,
             published: suppress,
-            restoring_since: Some(Instant::now()),
+            restoring_since: Some(started),
+            from_checkpoint: !saved_parts.is_empty(),
         });
         if parts.is_empty() {
             self.telemetry.set_not_ready("no partition assigned");
@@ -489,7 +549,7 @@ impl Pipeline<'_> {
         &self,
         source: &Source,
         parts: &[(String, i32)],
-    ) -> Result<Vec<Option<CommitPoint>>, KafkaError> {
+    ) -> Result<Vec<Option<Checkpoint>>, KafkaError> {
         let committed = source.committed_offsets(parts, Duration::from_secs(10))?;
         let settings = &self.config.kafka;
         let keys: Vec<String> = parts
@@ -500,7 +560,7 @@ impl Pipeline<'_> {
         loop {
             let records = read_checkpoints(settings, &keys, Duration::from_secs(30))?;
             let mut stale = Vec::new();
-            let points: Vec<Option<CommitPoint>> = committed
+            let points: Vec<Option<Checkpoint>> = committed
                 .iter()
                 .zip(&keys)
                 .map(|(committed, key)| {
@@ -517,13 +577,16 @@ impl Pipeline<'_> {
                         })
                     });
                     match checkpoint {
-                        Some(c) => Some(c.point),
+                        Some(c) => Some(c),
                         None => {
                             stale.push(key.as_str());
-                            Some(CommitPoint {
-                                rebuild_from: 0,
-                                next: offset,
-                                published: None,
+                            Some(Checkpoint {
+                                point: CommitPoint {
+                                    rebuild_from: 0,
+                                    next: offset,
+                                    published: None,
+                                },
+                                state: None,
                             })
                         }
                     }
@@ -543,6 +606,63 @@ impl Pipeline<'_> {
                 .set_not_ready("waiting for the checkpoint of the committed offsets");
             std::thread::sleep(Duration::from_secs(1));
         }
+    }
+
+    /// Exactly-once: the engine and per-partition state saved in the transaction that committed
+    /// the offsets, when every partition's checkpoint points to the same saved state and that
+    /// state covers exactly these partitions. Anything else (no state saved, another partition
+    /// set, a changed engine configuration, chunks gone) is reported and answered with `None`:
+    /// the caller rebuilds from history, which is always correct.
+    fn restore_state(
+        &self,
+        parts: &[(String, i32)],
+        checkpoints: &[Option<Checkpoint>],
+    ) -> Option<(Engine, Vec<SavedPartition>)> {
+        let refs: Vec<Option<StateRef>> = checkpoints
+            .iter()
+            .map(|c| c.as_ref().and_then(|c| c.state))
+            .collect();
+        let first = refs.first().copied().flatten()?;
+        if refs.iter().any(|r| *r != Some(first)) {
+            eprintln!(
+                "engauge: the partitions' checkpoints point to different saved states (the \
+                 assignment changed); rebuilding from history"
+            );
+            return None;
+        }
+        let why = match read_state(&self.config.kafka, &first, Duration::from_secs(60)) {
+            Ok(Some(bytes)) => match saved::decode(&bytes) {
+                Ok((saved, engine)) => {
+                    let mut have: Vec<(&str, i32)> = saved
+                        .iter()
+                        .map(|s| (s.topic.as_str(), s.partition))
+                        .collect();
+                    let mut want: Vec<(&str, i32)> =
+                        parts.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+                    have.sort_unstable();
+                    want.sort_unstable();
+                    if have != want {
+                        "it covers other partitions".to_owned()
+                    } else {
+                        match Engine::restore(self.config.engine.clone(), engine) {
+                            Ok(engine) => return Some((engine, saved)),
+                            Err(e) => e.to_string(),
+                        }
+                    }
+                }
+                Err(e) => e,
+            },
+            Ok(None) => format!(
+                "its chunks are not on {} any more",
+                self.config.kafka.state_topic
+            ),
+            Err(e) => {
+                self.telemetry.kafka_error(&e);
+                format!("it cannot be read: {e}")
+            }
+        };
+        eprintln!("engauge: saved state not used ({why}); rebuilding from history");
+        None
     }
 
     /// Exactly-once, after an aborted or uncertain transaction: a new producer (which resolves
@@ -728,8 +848,11 @@ impl Pipeline<'_> {
                 .all(|(_, s)| s.next >= s.replay_until)
         {
             assignment.restoring_since = None;
-            self.telemetry
-                .restored(assignment.partitions.len(), since.elapsed());
+            self.telemetry.restored(
+                assignment.partitions.len(),
+                assignment.from_checkpoint,
+                since.elapsed(),
+            );
         }
         if let Some(wm) = assignment.tracker.watermark(now) {
             assignment.engine.advance(wm, &mut self.snapshots);
@@ -818,6 +941,25 @@ impl Pipeline<'_> {
         };
         if self.exactly_once {
             let points = assignment.commit_points(lookback);
+            let state = match save_state(&self.config.kafka, outbox, assignment, {
+                self.states_saved += 1;
+                self.states_saved
+            }) {
+                Ok(r) => {
+                    self.state_unsaved = None;
+                    Some(r)
+                }
+                Err(why) => {
+                    if self.state_unsaved.as_ref() != Some(&why) {
+                        eprintln!(
+                            "engauge: checkpoint without engine state ({why}); a restore will \
+                             rebuild from history"
+                        );
+                        self.state_unsaved = Some(why);
+                    }
+                    None
+                }
+            };
             // One checkpoint record per partition, in the transaction with the offsets.
             let mut record = OutRecord {
                 topic: self.config.kafka.checkpoint_topic.clone(),
@@ -832,7 +974,7 @@ impl Pipeline<'_> {
                 record.payload.clear();
                 Checkpoint {
                     point: *point,
-                    state: Vec::new(),
+                    state,
                 }
                 .encode(&mut record.payload);
                 outbox.send(&record);
@@ -870,6 +1012,63 @@ impl Pipeline<'_> {
         }
         Ok(())
     }
+}
+
+/// Exactly-once: writes the assignment's state to the state topic inside the open transaction,
+/// in chunks, and returns where it is; `Err` says why there is none.
+fn save_state(
+    settings: &engauge_kafka::KafkaSettings,
+    outbox: &mut Outbox,
+    assignment: &Assignment,
+    seq: u64,
+) -> Result<StateRef, String> {
+    let engine = assignment.engine.save_state().map_err(|e| e.to_string())?;
+    let partitions: Vec<SavedPartition> = assignment
+        .partitions
+        .iter()
+        .map(|((topic, partition), s)| SavedPartition {
+            topic: topic.clone(),
+            partition: *partition,
+            started_at: s.started_at,
+            max_ts: s.max_ts,
+            progress: s.progress.iter().map(|(&h, &o)| (h, o)).collect(),
+        })
+        .collect();
+    let blob = saved::encode(&partitions, &engine);
+    drop(engine);
+    let txn_id = outbox.transactional_id().unwrap_or_default().to_owned();
+    let id = state_hash(format!("{txn_id}/{seq}/{}", now_millis()).as_bytes());
+    let mut chunks = state_chunks(id, &blob);
+    let count = chunks.count();
+    let mut record = OutRecord {
+        topic: settings.state_topic.clone(),
+        key: None,
+        payload: Vec::new(),
+        headers: Vec::new(),
+    };
+    let mut index = 0;
+    while chunks.next_into(&mut record.payload) {
+        record.key = Some(format!("{txn_id}/{index}").into_bytes());
+        outbox.send_tracked(&record, 0);
+        index += 1;
+    }
+    // The first chunk's offset, from its delivery report (the transaction commits them all).
+    let from = outbox
+        .tracked_first(Duration::from_secs(30))
+        .ok_or_else(|| {
+            format!(
+                "the state was not delivered to {} in time",
+                settings.state_topic
+            )
+        })?;
+    Ok(StateRef {
+        id,
+        partition: 0,
+        from,
+        chunks: count,
+        len: blob.len() as u64,
+        hash: state_hash(&blob),
+    })
 }
 
 /// A process-unique member id: pid and start time (no host name or user data).

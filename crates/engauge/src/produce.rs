@@ -26,6 +26,7 @@ pub fn produce(
         snapshot_topic: String::new(),
         dead_letter_topic: String::new(),
         checkpoint_topic: String::new(),
+        state_topic: String::new(),
         consumer: Default::default(),
         producer: Default::default(),
     };

@@ -148,12 +148,17 @@ impl Telemetry {
         self.health.set_not_ready(&reason);
     }
 
-    /// The state of a new assignment is rebuilt: the input was re-read up to where the previous
-    /// owner stopped.
-    pub fn restored(&self, partitions: usize, took: std::time::Duration) {
+    /// The state of a new assignment is ready: restored from the checkpoint, or rebuilt by
+    /// re-reading the input up to where the previous owner stopped.
+    pub fn restored(&self, partitions: usize, from_checkpoint: bool, took: std::time::Duration) {
         self.pipeline.set_restore_seconds(took.as_secs_f64());
+        let how = if from_checkpoint {
+            "restored from the checkpoint"
+        } else {
+            "rebuilt from history"
+        };
         eprintln!(
-            "engauge: state of {partitions} partition(s) rebuilt in {:.2} s",
+            "engauge: state of {partitions} partition(s) {how} in {:.2} s",
             took.as_secs_f64()
         );
     }

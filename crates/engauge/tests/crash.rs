@@ -16,7 +16,7 @@ use engauge::config::Guarantee;
 use engauge::pipeline::now_millis;
 use engauge_core::time::DAY;
 use support::{
-    CHECKPOINTS, DEAD_LETTERS, INPUT, Proc, SNAPSHOTS, Tansu, assert_same, deps, free_port,
+    CHECKPOINTS, DEAD_LETTERS, INPUT, Proc, SNAPSHOTS, STATE, Tansu, assert_same, deps, free_port,
     http_get, last_by_instance, produce, reference, root, unhex, wait_until,
 };
 
@@ -82,6 +82,7 @@ fn sigkilled_ten_times_read_committed_sees_every_instance_once() {
             (SNAPSHOTS, 1),
             (DEAD_LETTERS, 1),
             (CHECKPOINTS, 1),
+            (STATE, 1),
         ],
     );
     let mut config = support::config(&tansu.bootstrap, "crash");
@@ -230,6 +231,24 @@ fn sigkilled_ten_times_read_committed_sees_every_instance_once() {
         .filter(|(k, _)| k.1 <= last_end)
         .collect();
     assert_same(&snapshots, &expected);
+    // Restarts after the first checkpoint restore saved state instead of re-reading history
+    // (a kill before it leaves nothing to restore). The equality above covers both paths.
+    let logs: Vec<String> = std::fs::read_dir(&tmp)
+        .expect("temp dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("engauge-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    let restored = logs
+        .iter()
+        .filter(|l| l.contains("restored from the checkpoint"))
+        .count();
+    eprintln!("{restored} of {} runs restored saved state", logs.len());
+    assert!(
+        restored >= 1,
+        "no restart restored saved state; logs in {}",
+        tmp.display()
+    );
     let all_dead: Vec<(String, String)> = read_out(&dead_out)
         .into_iter()
         .map(|(_, h)| {

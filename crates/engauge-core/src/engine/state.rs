@@ -158,7 +158,9 @@ impl Engine {
             && loaded.calendars.len() == engine.calendars.len()
             && loaded.user_state.len() == loaded.users.len();
         if !same_shape {
-            return Err(StateError::Corrupt("shape differs from the configuration".into()));
+            return Err(StateError::Corrupt(
+                "shape differs from the configuration".into(),
+            ));
         }
         for (cal, fresh) in loaded.calendars.iter_mut().zip(&engine.calendars) {
             cal.calendar = fresh.calendar.clone();

@@ -32,6 +32,7 @@ pub const INPUT: &str = "events";
 pub const SNAPSHOTS: &str = "engauge.snapshots";
 pub const DEAD_LETTERS: &str = "engauge.dead-letter";
 pub const CHECKPOINTS: &str = "engauge.checkpoints";
+pub const STATE: &str = "engauge.state";
 
 enum Command {
     BrokerDown,
@@ -76,6 +77,7 @@ impl Cluster {
             cluster.create_topic(SNAPSHOTS, 1, 1).expect("topic");
             cluster.create_topic(DEAD_LETTERS, 1, 1).expect("topic");
             cluster.create_topic(CHECKPOINTS, 1, 1).expect("topic");
+            cluster.create_topic(STATE, 1, 1).expect("topic");
             boot_tx.send(cluster.bootstrap_servers()).expect("send");
             while let Ok((command, done)) = cmd_rx.recv() {
                 match command {
@@ -185,7 +187,8 @@ pub fn config(bootstrap: &str, group: &str) -> Config {
 pub struct Running {
     pub telemetry: Arc<Telemetry>,
     shutdown: Arc<AtomicBool>,
-    thread: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Taken when joined (a `RefCell`: `wait_for` joins a pipeline that stopped, to show why).
+    thread: std::cell::RefCell<Option<JoinHandle<anyhow::Result<()>>>>,
 }
 
 impl Running {
@@ -197,7 +200,7 @@ impl Running {
         Running {
             telemetry,
             shutdown,
-            thread: Some(thread),
+            thread: std::cell::RefCell::new(Some(thread)),
         }
     }
 
@@ -206,18 +209,21 @@ impl Running {
         let deadline = Instant::now() + limit;
         while !done(&self.telemetry) {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            if let Some(t) = &self.thread {
-                assert!(
-                    !t.is_finished(),
-                    "the pipeline stopped while waiting for {what}"
-                );
+            let finished = self
+                .thread
+                .borrow()
+                .as_ref()
+                .is_some_and(|t| t.is_finished());
+            if finished && let Some(t) = self.thread.borrow_mut().take() {
+                let end = t.join().expect("pipeline thread");
+                panic!("the pipeline stopped while waiting for {what}: {end:?}");
             }
             thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Graceful stop; the pipeline must end without error.
-    pub fn stop(mut self) {
+    pub fn stop(self) {
         self.shutdown.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join()
