@@ -1,11 +1,13 @@
 //! Restore after a restart, exactly-once, on a real broker (tansu): how long a restarted
 //! `engauge run` takes from owning its partitions to publishing its first snapshot, with state
-//! for about a million users, and how large the checkpoint records are.
+//! for about a million users, and how large the saved state is.
 //!
 //! Steps: load a history for `USERS` users; run engauge (default windows, `guarantee =
-//! "exactly_once"`) through it and stop it gracefully (the last transaction commits the
-//! checkpoints); wait until a one-minute instance is due; start it again and time
-//! assignment → first snapshot sent → its transaction committed (visible to `read_committed`).
+//! "exactly_once"`) through it and stop it gracefully (the last transaction commits the state
+//! and the checkpoints); wait until a one-minute instance is due; start it again and time
+//! assignment → state restored → first snapshot sent → its transaction committed (visible to
+//! `read_committed`). `REBUILD=1` makes the restarted run rebuild from history instead (the
+//! engine configuration changes, so the saved state does not apply), for comparison.
 //!
 //! Prerequisites: `scripts/setup-test-deps` (tansu) and `cargo build --release -p engauge`.
 //! Run: `taskset -c 1 cargo bench -p engauge-benches --bench restore`
@@ -117,15 +119,20 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("engauge-restore-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("engauge.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "guarantee = \"exactly_once\"\ncheckpoint_interval = \"1s\"\n[input]\nidle_timeout = \"1s\"\n\
-             [kafka]\nbrokers = \"{bootstrap}\"\ngroup_id = \"restore\"\n\
-             [kafka.consumer]\n\"fetch.wait.max.ms\" = \"10\"\n\"session.timeout.ms\" = \"6000\"\n"
-        ),
-    )
-    .expect("config");
+    let interval = std::env::var("CHECKPOINT_INTERVAL").unwrap_or_else(|_| "10s".into());
+    let write_config = |dedup: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "guarantee = \"exactly_once\"\ncheckpoint_interval = \"{interval}\"\n\
+                 dedup_horizon = \"{dedup}\"\n[input]\nidle_timeout = \"1s\"\n\
+                 [kafka]\nbrokers = \"{bootstrap}\"\ngroup_id = \"restore\"\n\
+                 [kafka.consumer]\n\"fetch.wait.max.ms\" = \"10\"\n\"session.timeout.ms\" = \"6000\"\n"
+            ),
+        )
+        .expect("config");
+    };
+    write_config("1h");
 
     // The first run reads the whole history, then stops gracefully.
     let port = free_port();
@@ -160,10 +167,16 @@ fn main() {
         records += 1;
         newest.insert(
             m.key().unwrap_or_default().to_vec(),
-            m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len),
+            (
+                m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len),
+                m.payload().unwrap_or_default().to_vec(),
+            ),
         );
     }
-    let checkpoint_bytes: usize = newest.values().sum();
+    let checkpoint_bytes: usize = newest.values().map(|(len, _)| len).sum();
+    let saved = newest
+        .values()
+        .find_map(|(_, value)| engauge_kafka::Checkpoint::decode(value).ok()?.state);
 
     // Live traffic after the stop (event time now), so that the next one-minute instance of the
     // 1h window has events to publish once state is back.
@@ -182,6 +195,11 @@ fn main() {
         .expect("engauge gen");
     assert!(status.success());
     std::thread::sleep(Duration::from_secs(5).saturating_sub(stopped.elapsed()));
+    let rebuild = std::env::var_os("REBUILD").is_some();
+    if rebuild {
+        // Another engine configuration: the saved state does not apply.
+        write_config("61m");
+    }
     let port = free_port();
     let t0 = Instant::now();
     let mut run = start(&engauge, &config, port);
@@ -189,7 +207,7 @@ fn main() {
         metric(b, "engauge_ready") == Some(1.0)
     });
     let assigned = t0.elapsed();
-    let body = wait_metrics(port, "the rebuild", Duration::from_secs(600), |b| {
+    let body = wait_metrics(port, "the restore", Duration::from_secs(600), |b| {
         metric(b, "engauge_restore_seconds").is_some_and(|s| s > 0.0)
     });
     let rebuilt = metric(&body, "engauge_restore_seconds").unwrap_or(0.0);
@@ -211,7 +229,12 @@ fn main() {
         "  start → partitions assigned (group join, checkpoint read): {:.2} s",
         assigned.as_secs_f64()
     );
-    println!("  assigned → state rebuilt from the input (engauge_restore_seconds): {rebuilt:.2} s");
+    let how = if rebuild {
+        "rebuilt from the input"
+    } else {
+        "restored from the saved state"
+    };
+    println!("  assignment start → state {how} (engauge_restore_seconds): {rebuilt:.2} s");
     println!(
         "  assigned → first snapshot sent (the next 1-minute close after the rebuild): {:.2} s",
         (first_snapshot - assigned).as_secs_f64()
@@ -221,7 +244,19 @@ fn main() {
         (visible - assigned).as_secs_f64()
     );
     println!(
+        "  start → first snapshot sent: {:.2} s",
+        first_snapshot.as_secs_f64()
+    );
+    println!(
         "  checkpoint records: {} keys, {checkpoint_bytes} bytes newest (key + value); {records} records written over the run",
         newest.len()
     );
+    if let Some(saved) = saved {
+        println!(
+            "  saved state: {} bytes in {} chunks = {:.0} MB per million users in state",
+            saved.len,
+            saved.chunks,
+            saved.len as f64 / state_users.max(1.0) * 1e6 / 1e6
+        );
+    }
 }

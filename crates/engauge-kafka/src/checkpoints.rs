@@ -226,11 +226,11 @@ mod tests {
             let mut chunks = state_chunks(42, &state);
             let count = chunks.count();
             assert_eq!(count as usize, len.div_ceil(STATE_CHUNK).max(1));
-            let (mut value, mut joined, mut n) = (Vec::new(), Vec::new(), 0);
+            let (mut value, mut joined, mut n) = (Vec::new(), Vec::new(), 0u32);
             while chunks.next_into(&mut value) {
                 assert_eq!(&value[..4], b"EGSC");
                 assert_eq!(value[4..12], 42u64.to_le_bytes());
-                assert_eq!(value[12..16], (n as u32).to_le_bytes());
+                assert_eq!(value[12..16], n.to_le_bytes());
                 assert_eq!(value[16..20], count.to_le_bytes());
                 assert!(value.len() <= 20 + STATE_CHUNK);
                 joined.extend_from_slice(&value[20..]);

@@ -136,7 +136,8 @@ impl Outbox {
 
     /// Commits the open transaction with `points` as the group's offsets (each partition's
     /// processed position `next`; through the transaction, `source`'s group metadata fencing a
-    /// zombie), then begins the next one.
+    /// zombie), then begins the next one. `token`, a (topic, partition, offset) committed for the
+    /// group alongside, identifies the transaction to a later reader (see `StateRef`).
     ///
     /// librdkafka's error classes are handled as it documents them: a retriable error retries
     /// the same call (until `timeout`); an abortable one aborts the transaction; a fatal one is
@@ -147,6 +148,7 @@ impl Outbox {
         &mut self,
         source: &crate::Source,
         points: &[((String, i32), crate::CommitPoint)],
+        token: Option<(&str, i32, i64)>,
         timeout: Duration,
     ) -> Result<TxnEnd, TxnFatal> {
         let deadline = Instant::now() + timeout;
@@ -157,7 +159,13 @@ impl Outbox {
                     "the consumer has no group generation".into(),
                 ));
             };
-            let offsets = crate::source::offsets_tpl(points, true).map_err(TxnFatal::from_error)?;
+            let mut offsets =
+                crate::source::offsets_tpl(points, true).map_err(TxnFatal::from_error)?;
+            if let Some((topic, partition, offset)) = token {
+                offsets
+                    .add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+                    .map_err(TxnFatal::from_error)?;
+            }
             if let Some(end) = self.retrying(deadline, |p, left| {
                 p.send_offsets_to_transaction(&offsets, &group, left)
             })? {

@@ -279,6 +279,23 @@ impl Source {
         shared.lag.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
+    /// How many partitions `topic` has (a metadata round trip).
+    pub fn partition_count(&self, topic: &str, timeout: Duration) -> Result<i32, KafkaError> {
+        let metadata = self.consumer.fetch_metadata(Some(topic), timeout)?;
+        let count = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .sum();
+        if count == 0 {
+            return Err(KafkaError::MetadataFetch(
+                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            ));
+        }
+        Ok(count)
+    }
+
     /// (low, high) watermarks of a partition, asked from its leader (a blocking round trip:
     /// for the liveness check, not for every tick).
     pub fn watermarks(

@@ -190,6 +190,7 @@ pub fn run(
         recreate_consumer: false,
         states_saved: 0,
         state_unsaved: None,
+        state_partition: 0,
     };
     telemetry.set_not_ready("waiting for a partition assignment");
     let mut last_tick = Instant::now();
@@ -286,6 +287,8 @@ struct Pipeline<'a> {
     states_saved: u64,
     /// Why the last checkpoint carried no state (reported once per reason).
     state_unsaved: Option<String>,
+    /// Exactly-once: the state topic partition this assignment writes to (by transactional id).
+    state_partition: i32,
 }
 
 #[derive(Debug, Default)]
@@ -384,7 +387,14 @@ impl Pipeline<'_> {
         if self.exactly_once && !parts.is_empty() {
             // First, so that a predecessor's open transaction (same partitions) is fenced and
             // resolved before its offsets are read.
-            self.outbox = Some(self.transactional_outbox(&parts)?);
+            let outbox = self.transactional_outbox(&parts)?;
+            let state_topic = &self.config.kafka.state_topic;
+            let count = source
+                .partition_count(state_topic, Duration::from_secs(10))
+                .with_context(|| format!("cannot read the partitions of {state_topic}"))?;
+            let id = outbox.transactional_id().unwrap_or_default();
+            self.state_partition = (state_hash(id.as_bytes()) % count as u64) as i32;
+            self.outbox = Some(outbox);
         }
         // The group coordinator can be briefly unavailable right after a rebalance.
         let mut attempt = 0;
@@ -559,23 +569,58 @@ impl Pipeline<'_> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let records = read_checkpoints(settings, &keys, Duration::from_secs(30))?;
-            let mut stale = Vec::new();
-            let points: Vec<Option<Checkpoint>> = committed
+            let decoded: Vec<Vec<Checkpoint>> = keys
                 .iter()
-                .zip(&keys)
-                .map(|(committed, key)| {
-                    let &(offset, _) = committed.as_ref()?;
-                    // The newest record written with exactly these offsets.
-                    let checkpoint = records.get(key).and_then(|values| {
-                        values.iter().rev().find_map(|bytes| {
+                .map(|key| {
+                    records
+                        .get(key)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|bytes| {
                             Checkpoint::decode(bytes)
                                 .inspect_err(|e| {
                                     eprintln!("engauge: checkpoint {key} ignored: {e}")
                                 })
                                 .ok()
-                                .filter(|c| c.point.next == offset)
                         })
+                        .collect()
+                })
+                .collect();
+            // The tokens the group committed on the state topic partitions these records use.
+            let mut slots: Vec<(String, i32)> = decoded
+                .iter()
+                .flatten()
+                .filter_map(|c| c.state)
+                .map(|r| (settings.state_topic.clone(), r.partition))
+                .collect();
+            slots.sort_unstable();
+            slots.dedup();
+            let tokens: Vec<(i32, i64)> = if slots.is_empty() {
+                Vec::new()
+            } else {
+                source
+                    .committed_offsets(&slots, Duration::from_secs(10))?
+                    .into_iter()
+                    .zip(&slots)
+                    .filter_map(|(c, (_, p))| Some((*p, c?.0)))
+                    .collect()
+            };
+            let mut stale = Vec::new();
+            let points: Vec<Option<Checkpoint>> = committed
+                .iter()
+                .zip(&keys)
+                .zip(&decoded)
+                .map(|((committed, key), decoded)| {
+                    let &(offset, _) = committed.as_ref()?;
+                    // Records written with exactly these offsets, newest first: the one its
+                    // transaction's token confirms, else the newest (a broker that hides aborted
+                    // transactions shows no other).
+                    let mut candidates = decoded.iter().rev().filter(|c| c.point.next == offset);
+                    let confirmed = candidates.clone().find(|c| {
+                        c.state
+                            .is_some_and(|r| tokens.contains(&(r.partition, r.from)))
                     });
+                    let checkpoint = confirmed.or_else(|| candidates.next()).cloned();
                     match checkpoint {
                         Some(c) => Some(c),
                         None => {
@@ -622,12 +667,17 @@ impl Pipeline<'_> {
             .iter()
             .map(|c| c.as_ref().and_then(|c| c.state))
             .collect();
-        let first = refs.first().copied().flatten()?;
-        if refs.iter().any(|r| *r != Some(first)) {
+        // Partitions without a commit had no data when the state was saved.
+        let first = refs.iter().flatten().next().copied()?;
+        if refs.iter().flatten().any(|r| *r != first) {
             eprintln!(
                 "engauge: the partitions' checkpoints point to different saved states (the \
                  assignment changed); rebuilding from history"
             );
+            return None;
+        }
+        if first.len == 0 {
+            eprintln!("engauge: the checkpoint has no saved state; rebuilding from history");
             return None;
         }
         let why = match read_state(&self.config.kafka, &first, Duration::from_secs(60)) {
@@ -941,25 +991,23 @@ impl Pipeline<'_> {
         };
         if self.exactly_once {
             let points = assignment.commit_points(lookback);
-            let state = match save_state(&self.config.kafka, outbox, assignment, {
-                self.states_saved += 1;
-                self.states_saved
-            }) {
-                Ok(r) => {
-                    self.state_unsaved = None;
-                    Some(r)
-                }
-                Err(why) => {
-                    if self.state_unsaved.as_ref() != Some(&why) {
-                        eprintln!(
-                            "engauge: checkpoint without engine state ({why}); a restore will \
-                             rebuild from history"
-                        );
-                        self.state_unsaved = Some(why);
-                    }
-                    None
-                }
-            };
+            self.states_saved += 1;
+            let (state, unsaved) = save_state(
+                &self.config.kafka,
+                outbox,
+                assignment,
+                self.state_partition,
+                self.states_saved,
+            );
+            if let Some(why) = &unsaved
+                && self.state_unsaved.as_ref() != Some(why)
+            {
+                eprintln!(
+                    "engauge: checkpoint without engine state ({why}); a restore will rebuild \
+                     from history"
+                );
+            }
+            self.state_unsaved = unsaved;
             // One checkpoint record per partition, in the transaction with the offsets.
             let mut record = OutRecord {
                 topic: self.config.kafka.checkpoint_topic.clone(),
@@ -979,7 +1027,13 @@ impl Pipeline<'_> {
                 .encode(&mut record.payload);
                 outbox.send(&record);
             }
-            return match outbox.commit_transaction(source, &points, Duration::from_secs(30)) {
+            // The state's first offset, committed for the group with the input offsets: it tells
+            // this transaction's checkpoint records from those of aborted ones at the same
+            // positions, on brokers that show aborted records to read_committed readers.
+            let token =
+                state.map(|r| (self.config.kafka.state_topic.as_str(), r.partition, r.from));
+            return match outbox.commit_transaction(source, &points, token, Duration::from_secs(30))
+            {
                 Ok(TxnEnd::Committed) => {
                     self.telemetry.transaction_committed();
                     Ok(())
@@ -1014,27 +1068,37 @@ impl Pipeline<'_> {
     }
 }
 
-/// Exactly-once: writes the assignment's state to the state topic inside the open transaction,
-/// in chunks, and returns where it is; `Err` says why there is none.
+/// Exactly-once: writes the assignment's state to partition `partition` of the state topic
+/// inside the open transaction, in chunks, and returns where it is (`None` when it was not
+/// delivered), with the reason when the engine's state could not be included (then an empty
+/// state is written: its offset still identifies the transaction).
 fn save_state(
     settings: &engauge_kafka::KafkaSettings,
     outbox: &mut Outbox,
     assignment: &Assignment,
+    partition: i32,
     seq: u64,
-) -> Result<StateRef, String> {
-    let engine = assignment.engine.save_state().map_err(|e| e.to_string())?;
-    let partitions: Vec<SavedPartition> = assignment
-        .partitions
-        .iter()
-        .map(|((topic, partition), s)| SavedPartition {
-            topic: topic.clone(),
-            partition: *partition,
-            started_at: s.started_at,
-            max_ts: s.max_ts,
-            progress: s.progress.iter().map(|(&h, &o)| (h, o)).collect(),
-        })
-        .collect();
-    let blob = saved::encode(&partitions, &engine);
+) -> (Option<StateRef>, Option<String>) {
+    let (engine, unsaved) = match assignment.engine.save_state() {
+        Ok(engine) => (engine, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let blob = if unsaved.is_none() {
+        let partitions: Vec<SavedPartition> = assignment
+            .partitions
+            .iter()
+            .map(|((topic, partition), s)| SavedPartition {
+                topic: topic.clone(),
+                partition: *partition,
+                started_at: s.started_at,
+                max_ts: s.max_ts,
+                progress: s.progress.iter().map(|(&h, &o)| (h, o)).collect(),
+            })
+            .collect();
+        saved::encode(&partitions, &engine)
+    } else {
+        Vec::new()
+    };
     drop(engine);
     let txn_id = outbox.transactional_id().unwrap_or_default().to_owned();
     let id = state_hash(format!("{txn_id}/{seq}/{}", now_millis()).as_bytes());
@@ -1049,26 +1113,28 @@ fn save_state(
     let mut index = 0;
     while chunks.next_into(&mut record.payload) {
         record.key = Some(format!("{txn_id}/{index}").into_bytes());
-        outbox.send_tracked(&record, 0);
+        outbox.send_tracked(&record, partition);
         index += 1;
     }
     // The first chunk's offset, from its delivery report (the transaction commits them all).
-    let from = outbox
-        .tracked_first(Duration::from_secs(30))
-        .ok_or_else(|| {
-            format!(
+    let Some(from) = outbox.tracked_first(Duration::from_secs(30)) else {
+        return (
+            None,
+            Some(format!(
                 "the state was not delivered to {} in time",
                 settings.state_topic
-            )
-        })?;
-    Ok(StateRef {
+            )),
+        );
+    };
+    let state = StateRef {
         id,
-        partition: 0,
+        partition,
         from,
         chunks: count,
         len: blob.len() as u64,
         hash: state_hash(&blob),
-    })
+    };
+    (Some(state), unsaved)
 }
 
 /// A process-unique member id: pid and start time (no host name or user data).
