@@ -2,16 +2,18 @@
 //! `engauge run` takes from owning its partitions to publishing its first snapshot, with state
 //! for about a million users, and how large the saved state is.
 //!
-//! Steps: load a history for `USERS` users; run engauge (default windows, `guarantee =
-//! "exactly_once"`) through it and stop it gracefully (the last transaction commits the state
-//! and the checkpoints); wait until a one-minute instance is due; start it again and time
+//! Steps: load a history for `USERS` users and 30 s of live traffic; run engauge (default
+//! windows, `guarantee = "exactly_once"`, `allowed_lateness = "1m"` so that the wait below is
+//! short) through it and stop it gracefully (the last transaction commits the state and the
+//! checkpoints); wait until a one-minute instance is due; start it again and time
 //! assignment → state restored → first snapshot sent → its transaction committed (visible to
 //! `read_committed`). `REBUILD=1` makes the restarted run rebuild from history instead (the
 //! engine configuration changes, so the saved state does not apply), for comparison.
 //!
 //! Prerequisites: `scripts/setup-test-deps` (tansu) and `cargo build --release -p engauge`.
 //! Run: `taskset -c 1 cargo bench -p engauge-benches --bench restore`
-//! Environment: `EVENTS` (default 3 000 000), `USERS` (default 1 000 000), `DAYS` (default 35).
+//! Environment: `EVENTS` (default 3 000 000), `USERS` (default 1 000 000), `DAYS` (default 35),
+//! `CHECKPOINT_INTERVAL` (default `10s`), `REBUILD`, `KEEP` (keep logs), `PROGRESS`.
 
 #![allow(clippy::print_stdout)] // A harness reports on stdout.
 
@@ -106,11 +108,24 @@ fn main() {
         ],
     );
     let day = engauge_core::time::DAY;
+    // The history ends about a day ago (the generator's span varies by an hour or two).
+    let minute = engauge_core::time::MINUTE;
     let first = engauge_core::time::format_rfc3339(now_millis() - days * day - day);
     let status = Command::new(&engauge)
         .args(["gen", "--brokers", &bootstrap, "--topic", "events"])
         .args(["--users", &users.to_string(), "--days", &days.to_string()])
         .args(["--events", &events.to_string(), "--start", &first])
+        .stderr(Stdio::null())
+        .status()
+        .expect("engauge gen");
+    assert!(status.success());
+    // Then 30 s of live traffic (event time now): one-minute instances of the 1h window hold
+    // events when the restart happens.
+    const LIVE: i64 = 3_000;
+    let status = Command::new(&engauge)
+        .args(["gen", "--brokers", &bootstrap, "--topic", "events"])
+        .args(["--users", &users.to_string(), "--events", &LIVE.to_string()])
+        .args(["--rate", "100"])
         .stderr(Stdio::null())
         .status()
         .expect("engauge gen");
@@ -125,6 +140,7 @@ fn main() {
             &config,
             format!(
                 "guarantee = \"exactly_once\"\ncheckpoint_interval = \"{interval}\"\n\
+                 allowed_lateness = \"1m\"\n\
                  dedup_horizon = \"{dedup}\"\n[input]\nidle_timeout = \"1s\"\n\
                  [kafka]\nbrokers = \"{bootstrap}\"\ngroup_id = \"restore\"\n\
                  [kafka.consumer]\n\"fetch.wait.max.ms\" = \"10\"\n\"session.timeout.ms\" = \"6000\"\n"
@@ -137,9 +153,9 @@ fn main() {
     // The first run reads the whole history, then stops gracefully.
     let port = free_port();
     let mut run = start(&engauge, &config, port);
-    let target = (now_millis() - 11 * engauge_core::time::MINUTE) as f64 / 1000.0;
+    let target = (now_millis() - 2 * minute) as f64 / 1000.0;
     let body = wait_metrics(port, "the first run", Duration::from_secs(900), |b| {
-        metric(b, "engauge_events_consumed_total") == Some(events as f64)
+        metric(b, "engauge_events_consumed_total") == Some((events + LIVE) as f64)
             && metric(b, "engauge_watermark_timestamp_seconds").is_some_and(|w| w >= target)
             && metric(b, "engauge_transactions_committed_total").is_some_and(|t| t >= 1.0)
     });
@@ -178,23 +194,21 @@ fn main() {
         .values()
         .find_map(|(_, value)| engauge_kafka::Checkpoint::decode(value).ok()?.state);
 
-    // Live traffic after the stop (event time now), so that the next one-minute instance of the
-    // 1h window has events to publish once state is back.
-    let status = Command::new(&engauge)
-        .args(["gen", "--brokers", &bootstrap, "--topic", "events"])
-        .args([
-            "--users",
-            &users.to_string(),
-            "--events",
-            "2000",
-            "--rate",
-            "1000",
-        ])
-        .stderr(Stdio::null())
-        .status()
-        .expect("engauge gen");
-    assert!(status.success());
-    std::thread::sleep(Duration::from_secs(5).saturating_sub(stopped.elapsed()));
+    if let Some(saved) = saved {
+        println!(
+            "saved state: {} bytes in {} chunks = {:.0} MB per million users in state ({state_users} users)",
+            saved.len,
+            saved.chunks,
+            saved.len as f64 / state_users.max(1.0)
+        );
+    }
+    // Wait until a one-minute instance falls due while engauge is down (the watermark trails
+    // the wall clock by allowed_lateness, here 1 min): the restarted run publishes it as soon as
+    // its state is back.
+    let due = (now_millis() - minute).div_euclid(minute) * minute + minute;
+    let wait = due + minute + 1_000 - now_millis();
+    std::thread::sleep(Duration::from_millis(wait.max(0) as u64));
+    let _ = stopped;
     let rebuild = std::env::var_os("REBUILD").is_some();
     if rebuild {
         // Another engine configuration: the saved state does not apply.
@@ -236,7 +250,7 @@ fn main() {
     };
     println!("  assignment start → state {how} (engauge_restore_seconds): {rebuilt:.2} s");
     println!(
-        "  assigned → first snapshot sent (the next 1-minute close after the rebuild): {:.2} s",
+        "  assigned → first snapshot sent (an instance that fell due while it was down): {:.2} s",
         (first_snapshot - assigned).as_secs_f64()
     );
     println!(
@@ -244,19 +258,12 @@ fn main() {
         (visible - assigned).as_secs_f64()
     );
     println!(
-        "  start → first snapshot sent: {:.2} s",
-        first_snapshot.as_secs_f64()
+        "  start → first snapshot sent: {:.2} s; → committed (visible): {:.2} s",
+        first_snapshot.as_secs_f64(),
+        visible.as_secs_f64()
     );
     println!(
         "  checkpoint records: {} keys, {checkpoint_bytes} bytes newest (key + value); {records} records written over the run",
         newest.len()
     );
-    if let Some(saved) = saved {
-        println!(
-            "  saved state: {} bytes in {} chunks = {:.0} MB per million users in state",
-            saved.len,
-            saved.chunks,
-            saved.len as f64 / state_users.max(1.0) * 1e6 / 1e6
-        );
-    }
 }

@@ -191,6 +191,7 @@ pub fn run(
         states_saved: 0,
         state_unsaved: None,
         state_partition: 0,
+        commit_now: false,
     };
     telemetry.set_not_ready("waiting for a partition assignment");
     let mut last_tick = Instant::now();
@@ -238,7 +239,8 @@ pub fn run(
                 source = pipeline.rejoin(source)?;
             }
         }
-        if clock.duration_since(pipeline.last_commit) >= commit_every {
+        if pipeline.commit_now || clock.duration_since(pipeline.last_commit) >= commit_every {
+            pipeline.commit_now = false;
             pipeline.commit(&source, CommitMode::Async)?;
         }
     }
@@ -289,6 +291,9 @@ struct Pipeline<'a> {
     state_unsaved: Option<String>,
     /// Exactly-once: the state topic partition this assignment writes to (by transactional id).
     state_partition: i32,
+    /// Commit without waiting for the interval: state is back after a restore or rebuild, so
+    /// the instances that fell due meanwhile become visible at once (exactly-once).
+    commit_now: bool,
 }
 
 #[derive(Debug, Default)]
@@ -898,6 +903,7 @@ impl Pipeline<'_> {
                 .all(|(_, s)| s.next >= s.replay_until)
         {
             assignment.restoring_since = None;
+            self.commit_now = self.exactly_once;
             self.telemetry.restored(
                 assignment.partitions.len(),
                 assignment.from_checkpoint,
