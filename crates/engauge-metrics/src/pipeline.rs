@@ -38,6 +38,8 @@ pub struct PipelineMetrics {
     transactions_committed: IntCounter,
     transactions_aborted: IntCounterVec,
     restore_seconds: Gauge,
+    state_bytes: IntGauge,
+    checkpoint_seconds: Gauge,
     window_last_close: GaugeVec,
     segment_overflow: IntCounterVec,
     feature_overflow: IntCounter,
@@ -119,11 +121,19 @@ impl PipelineMetrics {
             )?,
             restore_seconds: Gauge::new(
                 "engauge_restore_seconds",
-                "Seconds the latest assignment took to rebuild state: from owning the partitions to having re-read the input up to where the previous owner stopped.",
+                "Seconds the latest assignment took to get its state back: restored from the saved state (exactly-once) or rebuilt by re-reading the input up to where the previous owner stopped.",
+            )?,
+            state_bytes: IntGauge::new(
+                "engauge_checkpoint_state_bytes",
+                "Exactly-once: size of the engine state saved with the latest checkpoint (0 when none could be saved).",
+            )?,
+            checkpoint_seconds: Gauge::new(
+                "engauge_checkpoint_seconds",
+                "Exactly-once: how long the latest checkpoint took (saving the state, writing it, committing the transaction).",
             )?,
             transactions_committed: IntCounter::new(
                 "engauge_transactions_committed_total",
-                "Exactly-once: Kafka transactions committed (snapshots, dead letters and input offsets).",
+                "Exactly-once: Kafka transactions committed (snapshots, dead letters, saved state, checkpoint records and input offsets).",
             )?,
             transactions_aborted: IntCounterVec::new(
                 Opts::new(
@@ -208,6 +218,8 @@ impl PipelineMetrics {
             Box::new(metrics.snapshots_published.clone()),
             Box::new(metrics.transactions_committed.clone()),
             Box::new(metrics.restore_seconds.clone()),
+            Box::new(metrics.state_bytes.clone()),
+            Box::new(metrics.checkpoint_seconds.clone()),
             Box::new(metrics.transactions_aborted.clone()),
             Box::new(metrics.window_last_close.clone()),
             Box::new(metrics.segment_overflow.clone()),
@@ -256,6 +268,12 @@ impl PipelineMetrics {
     /// Sets how long the latest state rebuild took.
     pub fn set_restore_seconds(&self, seconds: f64) {
         self.restore_seconds.set(seconds);
+    }
+
+    /// Exactly-once: the latest checkpoint's saved state size and duration.
+    pub fn set_checkpoint(&self, state_bytes: u64, seconds: f64) {
+        self.state_bytes.set(state_bytes as i64);
+        self.checkpoint_seconds.set(seconds);
     }
 
     pub fn add_transaction_committed(&self) {

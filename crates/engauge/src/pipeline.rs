@@ -491,8 +491,10 @@ impl Pipeline<'_> {
                 .find(|s| s.partition == part.1 && s.topic == part.0);
             let mut state = match (point, saved) {
                 (Some(p), Some(saved)) => {
+                    // Its last message arrived before the previous owner stopped: idle for at
+                    // least the idle timeout once caught up (no wait before the watermark moves).
                     if let Some(ts) = saved.max_ts {
-                        tracker.observe(index, ts, now);
+                        tracker.observe(index, ts, now - self.config.idle_timeout);
                     }
                     PartitionState {
                         next: p.next,
@@ -965,10 +967,12 @@ impl Pipeline<'_> {
                 (Some(_), None) => true,
                 _ => false,
             };
+            // A paused partition that is no longer ahead (the watermark caught up with it, or
+            // it now holds the watermark back) resumes at once: waiting for `under` could wait
+            // forever when every partition that holds the watermark is paused.
             let pause = over && ahead;
-            if (pause && !state.paused || under && state.paused)
-                && source.pause(std::slice::from_ref(part), pause).is_ok()
-            {
+            let change = if state.paused { under || !ahead } else { pause };
+            if change && source.pause(std::slice::from_ref(part), pause).is_ok() {
                 state.paused = pause;
             }
         }
@@ -996,6 +1000,7 @@ impl Pipeline<'_> {
             return Ok(());
         };
         if self.exactly_once {
+            let started = Instant::now();
             let points = assignment.commit_points(lookback);
             self.states_saved += 1;
             let (state, unsaved) = save_state(
@@ -1041,7 +1046,8 @@ impl Pipeline<'_> {
             return match outbox.commit_transaction(source, &points, token, Duration::from_secs(30))
             {
                 Ok(TxnEnd::Committed) => {
-                    self.telemetry.transaction_committed();
+                    self.telemetry
+                        .transaction_committed(state.map_or(0, |r| r.len), started.elapsed());
                     Ok(())
                 }
                 Ok(TxnEnd::Aborted(why)) => {

@@ -164,8 +164,10 @@ impl Telemetry {
     }
 
     /// Exactly-once: a transaction committed.
-    pub fn transaction_committed(&self) {
+    pub fn transaction_committed(&self, state_bytes: u64, took: std::time::Duration) {
         self.pipeline.add_transaction_committed();
+        self.pipeline
+            .set_checkpoint(state_bytes, took.as_secs_f64());
     }
 
     /// Exactly-once: a transaction aborted for `reason` (`revoked`, `abortable_error`,
