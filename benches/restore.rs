@@ -160,6 +160,7 @@ fn main() {
             && metric(b, "engauge_transactions_committed_total").is_some_and(|t| t >= 1.0)
     });
     let state_users = metric(&body, "engauge_engine_users").unwrap_or(0.0);
+    let checkpoint_seconds = metric(&body, "engauge_checkpoint_seconds").unwrap_or(0.0);
     let _ = Command::new("kill")
         .args(["-TERM", &run.0.id().to_string()])
         .status();
@@ -239,6 +240,9 @@ fn main() {
     }
 
     println!("restore: {events} events, {state_users} users in state");
+    println!(
+        "  first run: the latest checkpoint (save state, write it, commit) took {checkpoint_seconds:.2} s"
+    );
     println!(
         "  start → partitions assigned (group join, checkpoint read): {:.2} s",
         assigned.as_secs_f64()

@@ -192,6 +192,7 @@ pub fn run(
         state_unsaved: None,
         state_partition: 0,
         commit_now: false,
+        revoking: false,
     };
     telemetry.set_not_ready("waiting for a partition assignment");
     let mut last_tick = Instant::now();
@@ -294,6 +295,9 @@ struct Pipeline<'a> {
     /// Commit without waiting for the interval: state is back after a restore or rebuild, so
     /// the instances that fell due meanwhile become visible at once (exactly-once).
     commit_now: bool,
+    /// Exactly-once: the checkpoint being committed is the one on revoke (an abort then ends
+    /// the assignment instead of rewinding it).
+    revoking: bool,
 }
 
 #[derive(Debug, Default)]
@@ -319,10 +323,16 @@ impl Pipeline<'_> {
         match rebalance {
             Rebalance::Revoked(parts) => {
                 // At least once: the revoke callback committed the last safe offsets for the
-                // next owner. Exactly once: the open transaction is aborted (the partitions are
-                // gone, so its offsets could no longer commit); the next owner redoes its work.
-                if self.exactly_once && self.outbox.is_some() {
-                    self.telemetry.transaction_aborted("revoked");
+                // next owner. Exactly once: a checkpoint now — state, checkpoint records and
+                // offsets in one last transaction — so the next owner restores instead of
+                // redoing the interval. The group still accepts it until the rebalance
+                // completes; if it has moved on, the transaction aborts (reason `revoked`) and
+                // the next owner redoes the work from the previous checkpoint.
+                if self.exactly_once && self.outbox.is_some() && self.assignment.is_some() {
+                    self.revoking = true;
+                    let checkpoint = self.commit(source, CommitMode::Sync);
+                    self.revoking = false;
+                    checkpoint?;
                 }
                 self.release();
                 self.telemetry.partitions_revoked(&parts);
@@ -1048,6 +1058,14 @@ impl Pipeline<'_> {
                 Ok(TxnEnd::Committed) => {
                     self.telemetry
                         .transaction_committed(state.map_or(0, |r| r.len), started.elapsed());
+                    Ok(())
+                }
+                Ok(TxnEnd::Aborted(why)) | Ok(TxnEnd::Uncertain(why)) if self.revoking => {
+                    eprintln!(
+                        "engauge: the checkpoint on revoke did not commit ({why}); the next owner \
+                         continues from the previous one"
+                    );
+                    self.telemetry.transaction_aborted("revoked");
                     Ok(())
                 }
                 Ok(TxnEnd::Aborted(why)) => {

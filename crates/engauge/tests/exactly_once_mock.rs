@@ -1,7 +1,7 @@
 //! `guarantee = "exactly_once"` against librdkafka's mock cluster, with the transactional faults
 //! librdkafka documents: retriable errors on EndTxn and AddOffsetsToTxn, a transaction
-//! coordinator that moves mid-transaction, an abortable TxnOffsetCommit error, and a fenced
-//! producer (the process exits non-zero instead of looping).
+//! coordinator that moves mid-transaction, an abortable TxnOffsetCommit error, a fenced
+//! producer (the process exits non-zero instead of looping), and the checkpoint on revoke.
 //!
 //! The mock speaks the transactional protocol (InitProducerId, AddPartitionsToTxn,
 //! AddOffsetsToTxn, TxnOffsetCommit, EndTxn, epochs and fencing) but keeps no transaction state
@@ -209,5 +209,36 @@ fn fenced_producer_exits_non_zero() {
     assert!(
         text.matches("fatal Kafka transaction error").count() == 1,
         "one fatal error, no retry loop: {text}"
+    );
+}
+
+/// A rebalance takes partitions away: the member checkpoints on revoke (state, checkpoint
+/// records and offsets in one last transaction, accepted while the rebalance is in progress)
+/// instead of aborting, so the next owner does not redo the interval.
+#[test]
+fn revoke_commits_a_checkpoint_instead_of_aborting() {
+    let _one_at_a_time = support::exclusive();
+    let cluster = Cluster::start(4);
+    let mut config = exactly_once(&cluster.bootstrap, "eos-revoke");
+    // No periodic checkpoint after the first: a commit after that is the one on revoke.
+    config.checkpoint_interval = 3_600_000;
+    let cfg = history(10_000, 10, 17);
+    let total = produce(&cluster.bootstrap, &cfg);
+    let first = Running::start(config.clone());
+    first.wait_for("the backfill", Duration::from_secs(120), caught_up(total));
+    let before = metric(&first.telemetry, "engauge_transactions_committed_total");
+    let second = Running::start(config);
+    first.wait_for("the checkpoint on revoke", Duration::from_secs(60), |t| {
+        metric(t, "engauge_transactions_committed_total") > before
+    });
+    let revoked_aborts = metric(
+        &first.telemetry,
+        "engauge_transactions_aborted_total{reason=\"revoked\"}",
+    );
+    second.stop();
+    first.stop();
+    assert_eq!(
+        revoked_aborts, 0.0,
+        "the revoke committed, it did not abort"
     );
 }
