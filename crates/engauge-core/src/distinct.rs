@@ -56,6 +56,17 @@ pub(crate) struct LastSeenCounts {
 }
 
 impl LastSeenCounts {
+    /// Whether these counts have the rings and ranges `new(levels, ranges)` gives.
+    pub fn has_shape(&self, levels: &[LevelShape], ranges: &[TrackedRange]) -> bool {
+        self.running.len() == ranges.len()
+            && self.rings.len() == levels.len()
+            && self
+                .rings
+                .iter()
+                .zip(levels)
+                .all(|(r, l)| r.slots.len() == l.panes)
+    }
+
     pub fn new(levels: &[LevelShape], ranges: &[TrackedRange]) -> Self {
         LastSeenCounts {
             rings: levels

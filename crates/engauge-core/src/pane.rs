@@ -190,6 +190,11 @@ pub(crate) struct PaneRing {
 }
 
 impl PaneRing {
+    /// Same granularity and ring length (a restored ring must match the configuration's).
+    pub fn same_shape(&self, other: &PaneRing) -> bool {
+        self.granularity == other.granularity && self.slots.len() == other.slots.len()
+    }
+
     pub fn new(granularity: Millis, panes: usize) -> Self {
         PaneRing {
             granularity,

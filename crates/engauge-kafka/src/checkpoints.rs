@@ -105,6 +105,8 @@ fn reader(settings: &KafkaSettings, what: &str) -> Result<BaseConsumer, KafkaErr
 /// Largest chunk of a saved state: well under Kafka's default `message.max.bytes` (1 MB).
 pub const STATE_CHUNK: usize = 900 * 1024;
 const CHUNK_MAGIC: &[u8; 4] = b"EGSC";
+/// A saved state larger than this is refused as corrupt (64 GiB).
+const MAX_STATE: u64 = 64 << 30;
 
 /// 64-bit FNV-1a, the integrity check of a reassembled state.
 pub fn state_hash(bytes: &[u8]) -> u64 {
@@ -165,6 +167,11 @@ pub fn read_state(
     r: &StateRef,
     timeout: Duration,
 ) -> Result<Option<Vec<u8>>, KafkaError> {
+    // The reference is not covered by the state's hash: check that it is self-consistent
+    // before allocating what it says.
+    if r.len > MAX_STATE || u64::from(r.chunks) != r.len.div_ceil(STATE_CHUNK as u64).max(1) {
+        return Ok(None);
+    }
     let consumer = reader(settings, "state-reader")?;
     let topic = settings.state_topic.as_str();
     let (_, high) = consumer.fetch_watermarks(topic, r.partition, timeout)?;

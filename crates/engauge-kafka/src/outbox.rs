@@ -239,6 +239,15 @@ impl Outbox {
         self.send_with(record, Some(partition), 1);
     }
 
+    /// Forgets the offsets of tracked records delivered so far (late reports of an earlier
+    /// batch that timed out).
+    pub fn reset_tracked(&mut self) {
+        self.producer
+            .context()
+            .tracked_first
+            .store(i64::MAX, Ordering::Relaxed);
+    }
+
     /// Waits (up to `timeout`) until everything sent is delivered, then returns the smallest
     /// offset of the records sent with [`send_tracked`](Self::send_tracked) since the last call
     /// (`None` if there were none or not all were delivered).

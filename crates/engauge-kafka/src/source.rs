@@ -38,6 +38,10 @@ struct Shared {
     lag: HashMap<(String, i32), i64>,
     /// When the client last reported that no broker answers.
     brokers_down_at: Option<Instant>,
+    /// The group generation the revoked partitions were owned under (from the revoke until the
+    /// next assignment): a checkpoint on revoke commits with it, so the group refuses it once
+    /// another member may own them.
+    revoked_under: Option<rdkafka::consumer::ConsumerGroupMetadata>,
 }
 
 struct SourceContext {
@@ -121,6 +125,7 @@ impl ConsumerContext for SourceContext {
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            self.shared().revoked_under = consumer.group_metadata();
             let safe = self.shared().safe.take();
             if let Some(safe) = safe {
                 // Hand over: the next owner starts from what we know is safe.
@@ -136,9 +141,9 @@ impl ConsumerContext for SourceContext {
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
         if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
-            self.shared()
-                .rebalances
-                .push(Rebalance::Assigned(partitions(tpl)));
+            let mut shared = self.shared();
+            shared.revoked_under = None;
+            shared.rebalances.push(Rebalance::Assigned(partitions(tpl)));
         }
     }
 }
@@ -177,8 +182,11 @@ impl Source {
     }
 
     /// The group generation to send with transactional offset commits (`None` outside a group).
+    /// The first call after a revoke (before the next assignment) gets the generation the
+    /// revoked partitions were owned under, not whatever the rejoin has reached meanwhile.
     pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
-        self.consumer.group_metadata()
+        let revoked = self.consumer.context().shared().revoked_under.take();
+        revoked.or_else(|| self.consumer.group_metadata())
     }
 
     /// Moves the fetch position of an assigned partition: to `offset`, or where a partition

@@ -637,7 +637,13 @@ impl Pipeline<'_> {
                         c.state
                             .is_some_and(|r| tokens.contains(&(r.partition, r.from)))
                     });
-                    let checkpoint = confirmed.or_else(|| candidates.next()).cloned();
+                    // Unconfirmed, its state may be an aborted transaction's: rebuild instead.
+                    let checkpoint = confirmed.cloned().or_else(|| {
+                        candidates.next().map(|c| Checkpoint {
+                            state: None,
+                            ..c.clone()
+                        })
+                    });
                     match checkpoint {
                         Some(c) => Some(c),
                         None => {
@@ -684,9 +690,11 @@ impl Pipeline<'_> {
             .iter()
             .map(|c| c.as_ref().and_then(|c| c.state))
             .collect();
-        // Partitions without a commit had no data when the state was saved.
+        // Every committed partition's record must point to the same state (a partition without
+        // a commit had no data when the state was saved, which the saved positions confirm).
         let first = refs.iter().flatten().next().copied()?;
-        if refs.iter().flatten().any(|r| *r != first) {
+        let committed = checkpoints.iter().flatten();
+        if committed.clone().any(|c| c.state != Some(first)) {
             eprintln!(
                 "engauge: the partitions' checkpoints point to different saved states (the \
                  assignment changed); rebuilding from history"
@@ -708,8 +716,20 @@ impl Pipeline<'_> {
                         parts.iter().map(|(t, p)| (t.as_str(), *p)).collect();
                     have.sort_unstable();
                     want.sort_unstable();
+                    // The state covers exactly the committed positions.
+                    let positions_match = parts.iter().zip(checkpoints).all(|((t, p), c)| {
+                        saved
+                            .iter()
+                            .find(|s| s.partition == *p && s.topic == *t)
+                            .is_some_and(|s| match c {
+                                Some(c) => s.next == c.point.next,
+                                None => s.started_at < 0,
+                            })
+                    });
                     if have != want {
                         "it covers other partitions".to_owned()
+                    } else if !positions_match {
+                        "its positions are not the committed ones".to_owned()
                     } else {
                         match Engine::restore(self.config.engine.clone(), engine) {
                             Ok(engine) => return Some((engine, saved)),
@@ -1079,6 +1099,17 @@ impl Pipeline<'_> {
                     );
                     self.rewind(source, "uncertain_commit")
                 }
+                Err(fatal) if self.revoking => {
+                    // E.g. fenced: the next owner of the same partitions has started. Its
+                    // transaction, not ours, continues; nothing is ours to stop for.
+                    eprintln!(
+                        "engauge: the checkpoint on revoke failed ({fatal}); the next owner \
+                         continues from the previous one"
+                    );
+                    self.telemetry.transaction_aborted("revoked");
+                    self.outbox = None;
+                    Ok(())
+                }
                 Err(fatal) => Err(fatal).context("stopping"),
             };
         }
@@ -1109,9 +1140,18 @@ fn save_state(
     partition: i32,
     seq: u64,
 ) -> (Option<StateRef>, Option<String>) {
-    let (engine, unsaved) = match assignment.engine.save_state() {
-        Ok(engine) => (engine, None),
-        Err(e) => (Vec::new(), Some(e.to_string())),
+    // While re-reading history the engine is behind the committed positions: no state then.
+    let rebuilding = assignment
+        .partitions
+        .iter()
+        .any(|(_, s)| s.next < s.replay_until);
+    let (engine, unsaved) = if rebuilding {
+        (Vec::new(), Some("state is still being rebuilt".to_owned()))
+    } else {
+        match assignment.engine.save_state() {
+            Ok(engine) => (engine, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        }
     };
     let blob = if unsaved.is_none() {
         let partitions: Vec<SavedPartition> = assignment
@@ -1120,6 +1160,7 @@ fn save_state(
             .map(|((topic, partition), s)| SavedPartition {
                 topic: topic.clone(),
                 partition: *partition,
+                next: s.next,
                 started_at: s.started_at,
                 max_ts: s.max_ts,
                 progress: s.progress.iter().map(|(&h, &o)| (h, o)).collect(),
@@ -1140,6 +1181,7 @@ fn save_state(
         payload: Vec::new(),
         headers: Vec::new(),
     };
+    outbox.reset_tracked();
     let mut index = 0;
     while chunks.next_into(&mut record.payload) {
         record.key = Some(format!("{txn_id}/{index}").into_bytes());

@@ -13,13 +13,15 @@ use serde::{Deserialize, Serialize};
 const MAGIC: &[u8; 4] = b"EGAS";
 const VERSION: u16 = 1;
 
-/// What the pipeline keeps per partition besides the engine: where this owner's reading
-/// started, event-time progress (for the rebuild start of later commits) and the greatest event
-/// time (the watermark tracker's view).
+/// What the pipeline keeps per partition besides the engine: the position the state covers
+/// (it must equal the committed offset to be restored), where this owner's reading started,
+/// event-time progress (for the rebuild start of later commits) and the greatest event time
+/// (the watermark tracker's view).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedPartition {
     pub topic: String,
     pub partition: i32,
+    pub next: i64,
     pub started_at: i64,
     pub max_ts: Option<Millis>,
     pub progress: Vec<(i64, i64)>,
@@ -81,6 +83,7 @@ mod tests {
         let parts = vec![SavedPartition {
             topic: "events".into(),
             partition: 3,
+            next: 5_000,
             started_at: 17,
             max_ts: Some(1_767_225_600_000),
             progress: vec![(490_896, 17), (490_897, 4_000)],

@@ -106,6 +106,100 @@ fields! {
     stats: EngineStats,
 }
 
+impl Loaded {
+    /// Shapes the configuration fixes equal `fresh`'s, and every index the engine follows
+    /// points inside its table: a state that decodes but does not fit is refused here rather
+    /// than panicking later.
+    fn check(&self, fresh: &Engine) -> Result<(), &'static str> {
+        let ensure = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(what) };
+        ensure(
+            self.levels.len() == fresh.levels.len()
+                && self
+                    .levels
+                    .iter()
+                    .zip(&fresh.levels)
+                    .all(|(a, b)| a.same_shape(b)),
+            "pane rings differ from the configuration",
+        )?;
+        ensure(
+            self.ranges.len() == fresh.ranges.len()
+                && self.windows.len() == fresh.windows.len()
+                && self.calendars.len() == fresh.calendars.len(),
+            "windows differ from the configuration",
+        )?;
+        let segments = self.segmenter.len();
+        let keys = self.feature_counts.len();
+        let users = self.users.len();
+        ensure(
+            self.user_state.len() == users,
+            "user table and user state differ in length",
+        )?;
+        ensure(
+            self.seg_counts.len() <= segments
+                && self.seg_features.len() <= segments
+                && self.feature_of_key.len() == keys,
+            "segment and feature tables differ in length",
+        )?;
+        let counts_fit = self
+            .seg_counts
+            .iter()
+            .chain(&self.feature_counts)
+            .all(|c| c.has_shape(&fresh.shape, &self.ranges));
+        ensure(counts_fit, "distinct counts differ from the configuration")?;
+        for (w, f) in self.windows.iter().zip(&fresh.windows) {
+            let rings = w.life.first().map(|l| l.retained.slots.len());
+            ensure(
+                w.length == f.length
+                    && w.slide == f.slide
+                    && w.level == f.level
+                    && w.life.len() <= segments
+                    && w.life.iter().all(|l| {
+                        Some(l.retained.slots.len()) == rings
+                            && l.new.slots.len() == l.retained.slots.len()
+                            && l.retained.slots.len().is_power_of_two()
+                    }),
+                "window state differs from the configuration",
+            )?;
+        }
+        let seg_ok = |seg: u32| (seg as usize) < segments;
+        let users_ok = self.user_state.iter().all(|u| {
+            u.segs.iter().all(|s| seg_ok(s.seg))
+                && u.features.iter().all(|&(k, _)| (k as usize) < keys)
+        });
+        ensure(
+            users_ok,
+            "user state refers to unknown segments or features",
+        )?;
+        let features_ok = self
+            .seg_features
+            .iter()
+            .flatten()
+            .all(|&k| (k as usize) < keys)
+            && self
+                .feature_keys
+                .iter()
+                .all(|(&(seg, _), &k)| seg_ok(seg) && (k as usize) < keys);
+        ensure(
+            features_ok,
+            "feature keys refer to unknown segments or features",
+        )?;
+        let pending_ok = self.pending.values().all(|b| {
+            b.events.iter().all(|e| (e.user as usize) < users) && b.segs.iter().all(|&s| seg_ok(s))
+        });
+        ensure(
+            pending_ok,
+            "pending events refer to unknown users or segments",
+        )?;
+        ensure(
+            self.keyed_sessions
+                .values()
+                .flatten()
+                .all(|(seg, _)| seg_ok(*seg)),
+            "open sessions refer to unknown segments",
+        )
+    }
+}
+
 impl Engine {
     /// The engine's state as bytes (see the module docs), or [`StateError::Sketches`] when a
     /// window counts with sketches (their state is not encoded; such engines rebuild).
@@ -151,16 +245,8 @@ impl Engine {
         let mut loaded: Loaded = options()
             .deserialize(&bytes[HEADER..])
             .map_err(|e| StateError::Corrupt(e.to_string()))?;
-        // Shapes the configuration fixes must match what was saved.
-        let same_shape = loaded.levels.len() == engine.levels.len()
-            && loaded.ranges.len() == engine.ranges.len()
-            && loaded.windows.len() == engine.windows.len()
-            && loaded.calendars.len() == engine.calendars.len()
-            && loaded.user_state.len() == loaded.users.len();
-        if !same_shape {
-            return Err(StateError::Corrupt(
-                "shape differs from the configuration".into(),
-            ));
+        if let Err(what) = loaded.check(&engine) {
+            return Err(StateError::Corrupt(what.into()));
         }
         for (cal, fresh) in loaded.calendars.iter_mut().zip(&engine.calendars) {
             cal.calendar = fresh.calendar.clone();
