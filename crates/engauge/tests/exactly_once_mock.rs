@@ -94,8 +94,13 @@ fn transaction_coordinator_switch_mid_transaction() {
         running.wait_for("progress", Duration::from_secs(60), |t| {
             t.view().0 >= total / share
         });
+        let before = metric(&running.telemetry, "engauge_transactions_committed_total");
         cluster.txn_coordinator(&id, broker);
         moves += 1;
+        // The producer finds the new coordinator: a transaction commits through it.
+        running.wait_for("a commit after the move", Duration::from_secs(60), |t| {
+            metric(t, "engauge_transactions_committed_total") > before
+        });
     }
     running.wait_for("all events", Duration::from_secs(120), caught_up(total));
     let committed = metric(&running.telemetry, "engauge_transactions_committed_total");
