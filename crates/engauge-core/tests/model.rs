@@ -23,20 +23,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 /// Ingests `arrivals` in order, advancing to `max ts - allowed_lateness` after each event and to
 /// `max ts` at the end.
 fn replay(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> (Vec<Snapshot>, Vec<Ingested>) {
-    let mut engine = Engine::new(cfg.clone()).expect("test configs are valid");
-    let mut out = Vec::new();
-    let mut ingested = Vec::with_capacity(arrivals.len());
-    let mut max_ts: Option<Millis> = None;
-    for ev in arrivals {
-        ingested.push(engine.ingest(ev));
-        let max = max_ts.map_or(ev.ts, |m| m.max(ev.ts));
-        max_ts = Some(max);
-        engine.advance(max - cfg.allowed_lateness, &mut out);
-    }
-    if let Some(max) = max_ts {
-        engine.advance(max, &mut out);
-    }
-    (out, ingested)
+    replay_with_restores(cfg, arrivals, &[])
 }
 
 /// The same through the crate's own [`Replay`] driver, which must behave identically.

@@ -53,13 +53,7 @@ pub fn read_checkpoints(
     consumer.assign(&tpl)?;
     let deadline = Instant::now() + timeout;
     while !open.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(KafkaError::MessageConsumption(
-                rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
-            ));
-        }
-        match consumer.poll(left.min(Duration::from_millis(100))) {
+        match poll_until(&consumer, deadline)? {
             Some(Ok(m)) => {
                 let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
                     continue;
@@ -77,6 +71,20 @@ pub fn read_checkpoints(
         }
     }
     Ok(latest)
+}
+
+/// The next message or event, waiting at most until `deadline` (an error once it has passed).
+fn poll_until(
+    consumer: &BaseConsumer,
+    deadline: Instant,
+) -> Result<Option<Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>>, KafkaError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(KafkaError::MessageConsumption(
+            rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+        ));
+    }
+    Ok(consumer.poll(left.min(Duration::from_millis(100))))
 }
 
 /// A `read_committed` consumer with no group membership, for reading back what engauge wrote.
@@ -186,13 +194,7 @@ pub fn read_state(
     let mut missing = r.chunks as usize;
     let deadline = Instant::now() + timeout;
     while missing > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(KafkaError::MessageConsumption(
-                rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
-            ));
-        }
-        match consumer.poll(left.min(Duration::from_millis(100))) {
+        match poll_until(&consumer, deadline)? {
             Some(Ok(m)) => {
                 let value = m.payload().unwrap_or(&[]);
                 let Some(rest) = value.strip_prefix(CHUNK_MAGIC) else {

@@ -18,7 +18,7 @@ use engauge::pipeline::now_millis;
 use engauge_core::time::DAY;
 use support::{
     CHECKPOINTS, DEAD_LETTERS, INPUT, Proc, SNAPSHOTS, STATE, Tansu, assert_same, deps, free_port,
-    http_get, last_by_instance, produce, reference, root, unhex, wait_until,
+    http_get, last_by_instance, produce, reference, root, stop_gracefully, unhex, wait_until,
 };
 
 const EVENTS: u64 = 1_000_000;
@@ -57,14 +57,6 @@ fn read_out(out: &Path) -> Vec<(Vec<u8>, serde_json::Map<String, serde_json::Val
             )
         })
         .collect()
-}
-
-fn sigterm(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
 }
 
 #[test]
@@ -166,18 +158,7 @@ fn sigkilled_ten_times_read_committed_sees_every_instance_once() {
         if kill == KILLS / 2 {
             // Once, a graceful stop under load instead: within 25 s, exit status 0 (the final
             // checks below cover that it lost and duplicated nothing).
-            sigterm(child.0.id());
-            let stopping = Instant::now();
-            let exit = loop {
-                if let Some(exit) = child.0.try_wait().expect("status") {
-                    break exit;
-                }
-                assert!(
-                    stopping.elapsed() < Duration::from_secs(25),
-                    "graceful stop under load within 25 s"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            };
+            let exit = stop_gracefully(&mut child.0, Duration::from_secs(25));
             assert!(exit.success(), "engauge stopped with {exit}");
         } else {
             child.0.kill().expect("SIGKILL");
@@ -227,18 +208,7 @@ fn sigkilled_ten_times_read_committed_sees_every_instance_once() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    sigterm(last.0.id());
-    let stopping = Instant::now();
-    let exit = loop {
-        if let Some(exit) = last.0.try_wait().expect("status") {
-            break exit;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(25),
-            "graceful stop"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let exit = stop_gracefully(&mut last.0, Duration::from_secs(25));
     assert!(exit.success(), "engauge exited with {exit}");
     std::fs::write(&stop, "").expect("stop file");
     wait_until("the readers to finish", Duration::from_secs(60), || {

@@ -8,7 +8,7 @@ mod support;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use engauge::pipeline::now_millis;
 use engauge_codec::{DecodeContext, decode_event};
@@ -296,22 +296,7 @@ listen = "127.0.0.1:{hport}"
     });
 
     // SIGTERM: a graceful stop within 25 s, exit status 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &engauge.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let stopped = Instant::now();
-    let exit = loop {
-        if let Some(exit) = engauge.0.try_wait().expect("status") {
-            break exit;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(25),
-            "no graceful stop within 25 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let exit = support::stop_gracefully(&mut engauge.0, Duration::from_secs(25));
     assert!(exit.success(), "engauge exited with {exit}");
     let _ = std::fs::remove_dir_all(&tmp);
 }

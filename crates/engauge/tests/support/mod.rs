@@ -601,3 +601,26 @@ pub fn unhex(text: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// SIGTERM, then the exit status, which must come within `within` (a graceful stop).
+pub fn stop_gracefully(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> std::process::ExitStatus {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let stopping = Instant::now();
+    loop {
+        if let Some(exit) = child.try_wait().expect("status") {
+            return exit;
+        }
+        assert!(
+            stopping.elapsed() < within,
+            "no graceful stop within {within:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
