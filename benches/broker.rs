@@ -38,14 +38,8 @@ struct Parsed<'a> {
 }
 
 fn main() {
-    let events: u64 = std::env::var("EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_500_000);
-    let days: i64 = std::env::var("DAYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(35);
+    let events: u64 = engauge_benches::env_or("EVENTS", 1_500_000);
+    let days: i64 = engauge_benches::env_or("DAYS", 35);
     let (tansu, engauge) = binaries();
 
     let (_broker, bootstrap) = start_tansu(

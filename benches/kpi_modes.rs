@@ -27,13 +27,6 @@ use engauge_core::{
     Snapshot, WindowSpec,
 };
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// SplitMix64: a fixed, fast stream of pseudo-random numbers.
 struct Rng(u64);
 
@@ -98,9 +91,9 @@ impl Period {
 }
 
 fn main() {
-    let users = env_u64("USERS", 10_000_000);
-    let events = env_u64("EVENTS", 3 * users);
-    let days = env_u64("DAYS", 35) as i64;
+    let users = engauge_benches::env_or::<u64>("USERS", 10_000_000);
+    let events = engauge_benches::env_or::<u64>("EVENTS", 3 * users);
+    let days = engauge_benches::env_or::<u64>("DAYS", 35) as i64;
     let mode = match std::env::var("MODE").as_deref() {
         Ok("sketch") => DistinctMode::Sketch,
         _ => DistinctMode::Exact,
@@ -117,7 +110,8 @@ fn main() {
         distinct: mode,
         ..EngineConfig::default()
     };
-    config.sketch.lg_k = env_u64("LG_K", u64::from(config.sketch.lg_k)) as u8;
+    config.sketch.lg_k =
+        engauge_benches::env_or::<u64>("LG_K", u64::from(config.sketch.lg_k)) as u8;
 
     let baseline = rss_bytes();
     let mut replay = Replay::new(Engine::new(config).expect("valid config"));

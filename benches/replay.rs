@@ -14,18 +14,11 @@ use engauge_codec::{DecodeContext, decode_event};
 use engauge_core::time::{DAY, HOUR, MINUTE};
 use engauge_core::{Engine, EngineConfig, Event, EventKind, Ingested, Replay};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> std::io::Result<()> {
     // `cargo bench` passes `--bench`; any other argument filters nothing here.
-    let events = env_u64("EVENTS", 10_000_000);
-    let users = env_u64("USERS", 1_000_000);
-    let days = env_u64("DAYS", 35) as u32;
+    let events = engauge_benches::env_or::<u64>("EVENTS", 10_000_000);
+    let users = engauge_benches::env_or::<u64>("USERS", 1_000_000);
+    let days = engauge_benches::env_or::<u64>("DAYS", 35) as u32;
     let path = dataset(events, users, days, 7)?;
     eprintln!("dataset: {}", path.display());
     let now = engauge_core::time::DAY * 40_000; // far after the data: nothing is "in the future"
@@ -100,7 +93,7 @@ fn main() -> std::io::Result<()> {
     drop(replay);
 
     // 3. Closing a 30d instance with CLOSE_USERS active users.
-    let close_users = env_u64("CLOSE_USERS", 1_000_000);
+    let close_users = engauge_benches::env_or::<u64>("CLOSE_USERS", 1_000_000);
     let (close_ms, close_active) = close_cost(close_users);
 
     println!("| measure | value |");

@@ -20,18 +20,12 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use engauge_benches::env_or;
 use engauge_benches::process::{Proc, binaries, free_port, http_get, metric, start_tansu};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
-fn env_or(name: &str, default: i64) -> i64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn now_millis() -> i64 {
     std::time::SystemTime::now()
@@ -92,7 +86,7 @@ fn wait_metrics(port: u16, what: &str, limit: Duration, done: impl Fn(&str) -> b
 
 fn main() {
     let (events, users, days) = (
-        env_or("EVENTS", 3_000_000),
+        env_or::<i64>("EVENTS", 3_000_000),
         env_or("USERS", 1_000_000),
         env_or("DAYS", 35),
     );

@@ -5,6 +5,14 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 /// Peak resident memory of this process so far (`VmHWM`), in bytes.
+/// A setting from the environment (`EVENTS`, `USERS`, …), or `default` when unset or unparsable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn peak_rss_bytes() -> u64 {
     read_status_kb("VmHWM:") * 1024
 }
