@@ -226,6 +226,8 @@ fn encode_one_snapshot(bencher: Bencher) {
         utc_offsets: None,
         approximate: false,
         active_users_sketch: None,
+        parts: None,
+        complete: None,
     };
     let mut out = Vec::with_capacity(2048);
     bencher.bench_local(|| {

@@ -201,6 +201,11 @@ pub fn encode_snapshot(snap: &Snapshot, emitted_at: Millis, out: &mut Vec<u8>) {
         }
         samples.close();
     }
+    if let Some(complete) = snap.complete {
+        top.key("complete");
+        top.out
+            .extend_from_slice(if complete { b"true" } else { b"false" });
+    }
     top.time("watermark", snap.watermark);
     top.time("emitted_at", emitted_at);
     top.close();
@@ -391,6 +396,8 @@ mod tests {
             utc_offsets: None,
             approximate: false,
             active_users_sketch: None,
+            parts: None,
+            complete: None,
         }
     }
 
@@ -447,6 +454,8 @@ mod tests {
             utc_offsets: None,
             approximate: false,
             active_users_sketch: None,
+            parts: None,
+            complete: None,
         };
         let expected = concat!(
             r#"{"schema":"engauge.snapshot.v1","window":"1h","#,

@@ -39,6 +39,9 @@ pub struct SnapshotRecord {
     pub sketches: Option<SketchesRecord>,
     #[serde(deserialize_with = "ordered")]
     pub samples: Vec<(String, u64)>,
+    /// Scale-out merged snapshots: whether every input partition was in the merge.
+    #[serde(default)]
+    pub complete: Option<bool>,
     #[serde(deserialize_with = "timestamp")]
     pub watermark: Millis,
     #[serde(deserialize_with = "timestamp")]
@@ -243,6 +246,8 @@ impl SnapshotRecord {
                     .decode(&s.active_users)
                     .ok()
             }),
+            parts: None,
+            complete: self.complete,
         }
     }
 
@@ -373,6 +378,8 @@ mod tests {
             utc_offsets: None,
             approximate: false,
             active_users_sketch: None,
+            parts: None,
+            complete: None,
         }
     }
 

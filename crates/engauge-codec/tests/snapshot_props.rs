@@ -94,6 +94,8 @@ fn snapshot(finite_only: bool) -> impl Strategy<Value = Snapshot> {
                 utc_offsets: None,
                 approximate: false,
                 active_users_sketch: None,
+                parts: None,
+                complete: None,
             },
         )
 }

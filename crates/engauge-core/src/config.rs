@@ -184,6 +184,11 @@ pub struct EngineConfig {
     /// Default distinct-count mode of windows that do not set their own.
     pub distinct: DistinctMode,
     pub sketch: SketchConfig,
+    /// Scale-out: snapshots carry their mergeable [`Parts`](crate::Parts), segments with users
+    /// only in the previous period (or in a retention cohort) are emitted too, and quiet
+    /// stretches are walked rather than jumped (a partition's empty instances may still hold
+    /// churned users that other partitions' events make visible).
+    pub partials: bool,
 }
 
 /// The customer-lifetime-value estimate: `arpu × gross_margin / churn_ratio` on the window
@@ -220,6 +225,7 @@ impl Default for EngineConfig {
             n_day_retention: vec![1, 7, 30],
             distinct: DistinctMode::Exact,
             sketch: SketchConfig::default(),
+            partials: false,
         }
     }
 }

@@ -13,8 +13,8 @@ use hashbrown::HashMap;
 
 use crate::calendar::{BOUNDARY_GRAIN, Calendar, CalendarPeriod};
 use crate::distinct::{LastSeenCounts, LevelShape, TrackedRange, base_pane};
-use crate::kpi::{self, DurationStats, Kpis, SurveyCounts};
 use crate::pane::{Contribution, Mark, PaneRing, WindowSeg};
+use crate::partial::{LifecycleCounts, Parts};
 use crate::segment::{CappedValues, Segmenter};
 use crate::session::{self, OpenSession, SessionKey, SessionStep, Timer, Timers};
 use crate::sketch::{DistinctSketch, UserHash};
@@ -24,8 +24,8 @@ use crate::sketched::{
 use crate::time::{DAY, HOUR};
 use crate::users::{Interner, SegUser, UserState};
 use crate::{
-    ConfigError, DistinctMode, EngineConfig, Event, EventKind, FeatureKpis, Millis, Snapshot,
-    Survey, WindowSpec, dedup::Dedup,
+    ConfigError, DistinctMode, EngineConfig, Event, EventKind, Millis, Snapshot, Survey,
+    WindowSpec, dedup::Dedup,
 };
 
 /// What happened to an ingested event.
@@ -1255,7 +1255,8 @@ impl Engine {
 
     /// When nothing is open or in range, the next boundary that can matter, if it is far ahead.
     fn quiet_jump_target(&mut self, f: Millis, watermark: Millis) -> Option<Millis> {
-        if f.rem_euclid(self.lcm) != 0 || self.open_sessions != 0 {
+        // Scale-out partials: an empty stretch may still hold users of a previous period.
+        if f.rem_euclid(self.lcm) != 0 || self.open_sessions != 0 || self.config.partials {
             return None;
         }
         let all_empty = self.windows.iter().all(|w| {
@@ -1453,28 +1454,28 @@ impl Engine {
         }
         let w = &self.windows[wi];
         let clv_window = w.length == self.config.clv.period;
+        let partials = self.config.partials;
         for (seg, running) in w.running.iter().enumerate() {
-            if running.agg.events <= 0 {
+            // A partial also carries a segment whose users were active only in the previous
+            // period: other partitions may have events, and its churned users count then.
+            let churn_only = partials
+                && !w.sketch
+                && w.double
+                    .is_some_and(|r| self.seg_counts.get(seg).is_some_and(|c| c.count(r) > 0));
+            // Sessions count by close time, which can fall in a range without events.
+            if running.agg.events <= 0 && !(churn_only || partials && running.agg.sessions != 0) {
                 continue;
             }
-            let (people, stickiness, features, extra) = if w.sketch {
-                self.sketch_window_people(wi, seg, end)
+            let (mut parts, extra) = if w.sketch {
+                self.sketch_window_parts(wi, seg, running, end)
             } else {
-                let counts = &self.seg_counts[seg];
-                let active = counts.count(wi);
-                let stickiness = w
-                    .stickiness
-                    .and_then(|r| kpi::ratio(counts.count(r) as f64, active as f64));
-                let people = self.people_of(seg, wi, w.double, life.get(seg).copied());
-                let features = self.features_of(seg, wi, active);
-                (people, stickiness, features, SketchExtra::default())
+                let mut parts = self.parts_of(running, seg, wi, w.double, life.get(seg).copied());
+                parts.day_active = w.stickiness.map(|r| self.seg_counts[seg].count(r));
+                (parts, SketchExtra::default())
             };
-            let mut kpis = kpis_of(running, &people, stickiness);
+            parts.clv = clv_window;
+            let (mut kpis, features) = parts.kpis(&self.config.clv);
             kpis.lifecycle_skipped = extra.lifecycle_skipped;
-            if clv_window {
-                kpis.clv_estimate =
-                    kpi::clv(kpis.arpu, self.config.clv.gross_margin, kpis.churn_ratio);
-            }
             let info = self.segmenter.info(seg as u32);
             out.push(Snapshot {
                 window: w.name.clone(),
@@ -1487,18 +1488,21 @@ impl Engine {
                 utc_offsets: None,
                 approximate: w.sketch,
                 active_users_sketch: extra.image,
+                parts: partials.then(|| Box::new(parts)),
+                complete: None,
             });
         }
     }
 
-    /// [`people_of`](Self::people_of) and [`features_of`](Self::features_of) of a sketch
-    /// window's instance ending at `end`, with its stickiness.
-    fn sketch_window_people(
+    /// [`parts_of`](Self::parts_of) of a sketch window's instance ending at `end`, with the
+    /// stickiness numerator.
+    fn sketch_window_parts(
         &self,
         wi: usize,
         seg: usize,
+        running: &WindowSeg,
         end: Millis,
-    ) -> (People, Option<f64>, Vec<(String, FeatureKpis)>, SketchExtra) {
+    ) -> (Parts, SketchExtra) {
         let sk = self
             .sketches
             .as_deref()
@@ -1512,29 +1516,22 @@ impl Engine {
                 .map_or(0, |k| sw.main.estimate(k).round() as u64)
         };
         let active = est(ACTIVE);
-        let stickiness = sw.stick.as_ref().and_then(|stick| {
-            let day = sk
-                .keys
+        let day_active = sw.stick.as_ref().map(|stick| {
+            sk.keys
                 .get(seg32, ACTIVE)
-                .map_or(0.0, |k| stick.estimate(k));
-            kpi::ratio(day.round(), active as f64).map(|r| r.min(1.0))
+                .map_or(0.0, |k| stick.estimate(k))
+                .round() as u64
         });
         let mut extra = SketchExtra::default();
         let lifecycle = match sw.blocks.map(|b| &sk.blocks[b]) {
-            Some(blocks) if end % blocks.grain == 0 => {
-                Some(Lifecycle::from(blocks.lifecycle(end, w.length, seg32)))
-            }
+            Some(blocks) if end % blocks.grain == 0 => Some(LifecycleCounts::from(
+                blocks.lifecycle(end, w.length, seg32),
+            )),
             Some(_) => {
                 extra.lifecycle_skipped = true;
                 None
             }
             None => None,
-        };
-        let people = People {
-            active,
-            paying: est(PAYING),
-            cancelled: est(CANCELLED),
-            lifecycle,
         };
         let features = self.feature_list(
             sk.keys
@@ -1544,8 +1541,16 @@ impl Engine {
                 .flatten()
                 .filter(|&&k| named_feature(sk.keys.of[k as usize].1))
                 .map(|&k| (sk.keys.of[k as usize].1, sw.main.estimate(k).round() as u64)),
-            active,
         );
+        let parts = Parts {
+            active,
+            paying: est(PAYING),
+            cancelled: est(CANCELLED),
+            lifecycle,
+            day_active,
+            features,
+            ..Parts::of_running(running)
+        };
         if sk.images {
             extra.image = Some(
                 sk.keys
@@ -1557,41 +1562,30 @@ impl Engine {
                     .serialize(),
             );
         }
-        (people, stickiness, features, extra)
+        (parts, extra)
     }
 
     /// Named features with users, sorted by name (the reserved ids and active users excluded).
-    fn feature_list(
-        &self,
-        users: impl Iterator<Item = (u16, u64)>,
-        active: u64,
-    ) -> Vec<(String, FeatureKpis)> {
-        let mut features: Vec<(String, FeatureKpis)> = users
+    fn feature_list(&self, users: impl Iterator<Item = (u16, u64)>) -> Vec<(String, u64)> {
+        let mut features: Vec<(String, u64)> = users
             .filter(|&(f, users)| named_feature(f) && users > 0)
-            .map(|(f, users)| {
-                (
-                    self.features.name(f).to_owned(),
-                    FeatureKpis {
-                        users,
-                        adoption_ratio: kpi::ratio(users as f64, active as f64),
-                    },
-                )
-            })
+            .map(|(f, users)| (self.features.name(f).to_owned(), users))
             .collect();
         features.sort_by(|a, b| a.0.cmp(&b.0));
         features
     }
 
-    /// The distinct-user counts of segment `seg` over tracked range `range`; with lifecycle
-    /// KPIs (`double`: the range over the previous and current period) also churned users and
-    /// the (retained, new) counts `life` kept for the instance.
-    fn people_of(
+    /// The parts of segment `seg` over tracked range `range`: its running sums and distinct-user
+    /// counts, and with lifecycle KPIs (`double`: the range over the previous and current
+    /// period) also churned users and the (retained, new) counts `life` kept for the instance.
+    fn parts_of(
         &self,
+        running: &WindowSeg,
         seg: usize,
         range: usize,
         double: Option<usize>,
         life: Option<(u64, u64)>,
-    ) -> People {
+    ) -> Parts {
         let counts = &self.seg_counts[seg];
         let active = counts.count(range);
         let distinct = |feature: u16| {
@@ -1601,32 +1595,31 @@ impl Engine {
         };
         let lifecycle = double.map(|r| {
             let (retained, new) = life.unwrap_or((0, 0));
-            Lifecycle {
+            LifecycleCounts {
                 churned: counts.count(r).saturating_sub(active),
                 retained,
                 new,
             }
         });
-        People {
+        Parts {
             active,
             paying: distinct(PAYING),
             cancelled: distinct(CANCELLED),
             lifecycle,
+            features: self.features_of(seg, range),
+            ..Parts::of_running(running)
         }
     }
 
-    /// Per feature used in segment `seg` within tracked range `range`, its users and adoption
-    /// (the reserved paying/cancelled ids are KPIs of their own, not features), sorted by name.
-    fn features_of(&self, seg: usize, range: usize, active: u64) -> Vec<(String, FeatureKpis)> {
-        self.feature_list(
-            self.seg_features[seg].iter().map(|&k| {
-                (
-                    self.feature_of_key[k as usize],
-                    self.feature_counts[k as usize].count(range),
-                )
-            }),
-            active,
-        )
+    /// Per feature used in segment `seg` within tracked range `range`, its users (the reserved
+    /// paying/cancelled ids are KPIs of their own, not features), sorted by name.
+    fn features_of(&self, seg: usize, range: usize) -> Vec<(String, u64)> {
+        self.feature_list(self.seg_features[seg].iter().map(|&k| {
+            (
+                self.feature_of_key[k as usize],
+                self.feature_counts[k as usize].count(range),
+            )
+        }))
     }
 
     /// Quarter-hour boundary `b` of calendar window `ci`: the quarter hour before it joins the
@@ -1675,69 +1668,86 @@ impl Engine {
         let seen = sketch.map(|(_, cs)| cs.seen_before());
         let currents =
             sketch.map(|(sk, cs)| cs.current(&sk.blocks, cur.start, cur.end, cal.running.len()));
+        let partials = self.config.partials;
+        // Exact day windows: per `n`, the all-users cohort first seen `n` days before.
+        let cohorts: Vec<(u32, u64, u64)> = cal
+            .n_days
+            .iter()
+            .zip(&cal.n_day_returned)
+            .map(|(&n, &returned)| {
+                let cohort = cal
+                    .history
+                    .len()
+                    .checked_sub(n as usize)
+                    .and_then(|i| cal.history.get(i))
+                    .map_or(0, |&(_, new)| new);
+                (n, returned, cohort)
+            })
+            .collect();
         for (seg, running) in cal.running.iter().enumerate() {
-            if running.agg.events <= 0 {
+            // A partial also carries a segment with users only in the previous period, or the
+            // all-users cohorts: other partitions may have events this period.
+            let users_only = partials
+                && sketch.is_none()
+                && (cal
+                    .double
+                    .is_some_and(|r| self.seg_counts.get(seg).is_some_and(|c| c.count(r) > 0))
+                    || (seg == 0 && cohorts.iter().any(|&(_, _, c)| c > 0)));
+            if running.agg.events <= 0 && !(users_only || partials && running.agg.sessions != 0) {
                 continue;
             }
             let seg32 = seg as u32;
-            let (kpis, features, image) = if let (Some((sk, cs)), Some(seen), Some(current)) =
-                (sketch, &seen, &currents)
-            {
-                let est = |f: u16| cs.estimate(sk.keys.get(seg32, f)).round() as u64;
-                let people = People {
-                    active: est(ACTIVE),
-                    paying: est(PAYING),
-                    cancelled: est(CANCELLED),
-                    lifecycle: self
-                        .config
-                        .lifecycle
-                        .then(|| Lifecycle::from(cs.lifecycle(seg, &current[seg], seen))),
+            let (parts, kpis, features, image) =
+                if let (Some((sk, cs)), Some(seen), Some(current)) = (sketch, &seen, &currents) {
+                    let est = |f: u16| cs.estimate(sk.keys.get(seg32, f)).round() as u64;
+                    let features = self.feature_list(
+                        sk.keys
+                            .of_seg
+                            .get(seg)
+                            .into_iter()
+                            .flatten()
+                            .map(|&k| sk.keys.of[k as usize].1)
+                            .filter(|&f| named_feature(f))
+                            .map(|f| (f, est(f))),
+                    );
+                    let parts = Parts {
+                        active: est(ACTIVE),
+                        paying: est(PAYING),
+                        cancelled: est(CANCELLED),
+                        lifecycle: self
+                            .config
+                            .lifecycle
+                            .then(|| LifecycleCounts::from(cs.lifecycle(seg, &current[seg], seen))),
+                        features,
+                        ..Parts::of_running(running)
+                    };
+                    let (mut kpis, features) = parts.kpis(&self.config.clv);
+                    if seg == 0 {
+                        // Sketches give the ratio itself.
+                        kpis.n_day_retention = cal
+                            .n_days
+                            .iter()
+                            .map(|&n| (n, cs.n_back_retention(n, &current[0])))
+                            .collect();
+                    }
+                    let image = sk
+                        .images
+                        .then(|| cs.sketch(sk.keys.get(seg32, ACTIVE)).serialize());
+                    (parts, kpis, features, image)
+                } else {
+                    let mut parts = self.parts_of(
+                        running,
+                        seg,
+                        cal.range,
+                        cal.double,
+                        cal.life.get(seg).copied(),
+                    );
+                    if seg == 0 {
+                        parts.n_day = cohorts.clone();
+                    }
+                    let (kpis, features) = parts.kpis(&self.config.clv);
+                    (parts, kpis, features, None)
                 };
-                let mut kpis = kpis_of(running, &people, None);
-                if seg == 0 {
-                    kpis.n_day_retention = cal
-                        .n_days
-                        .iter()
-                        .map(|&n| (n, cs.n_back_retention(n, &current[0])))
-                        .collect();
-                }
-                let features = self.feature_list(
-                    sk.keys
-                        .of_seg
-                        .get(seg)
-                        .into_iter()
-                        .flatten()
-                        .map(|&k| sk.keys.of[k as usize].1)
-                        .filter(|&f| named_feature(f))
-                        .map(|f| (f, est(f))),
-                    people.active,
-                );
-                let image = sk
-                    .images
-                    .then(|| cs.sketch(sk.keys.get(seg32, ACTIVE)).serialize());
-                (kpis, features, image)
-            } else {
-                let people = self.people_of(seg, cal.range, cal.double, cal.life.get(seg).copied());
-                let mut kpis = kpis_of(running, &people, None);
-                if seg == 0 {
-                    kpis.n_day_retention = cal
-                        .n_days
-                        .iter()
-                        .zip(&cal.n_day_returned)
-                        .map(|(&n, &returned)| {
-                            let cohort = cal
-                                .history
-                                .len()
-                                .checked_sub(n as usize)
-                                .and_then(|i| cal.history.get(i))
-                                .map_or(0, |&(_, new)| new);
-                            (n, kpi::ratio(returned as f64, cohort as f64))
-                        })
-                        .collect();
-                }
-                let features = self.features_of(seg, cal.range, people.active);
-                (kpis, features, None)
-            };
             out.push(Snapshot {
                 window: cal.name.clone(),
                 start: cur.start,
@@ -1752,6 +1762,8 @@ impl Engine {
                 )),
                 approximate: sketch.is_some(),
                 active_users_sketch: image,
+                parts: partials.then(|| Box::new(parts)),
+                complete: None,
             });
         }
         let next_end = self.calendars[ci].calendar.next_start(cur.end);
@@ -1902,17 +1914,9 @@ fn calendar_moved(
     }
 }
 
-/// Lifecycle counts of one (instance, segment).
-#[derive(Debug, Clone, Copy)]
-struct Lifecycle {
-    retained: u64,
-    churned: u64,
-    new: u64,
-}
-
-impl From<SketchLifecycle> for Lifecycle {
+impl From<SketchLifecycle> for LifecycleCounts {
     fn from(l: SketchLifecycle) -> Self {
-        Lifecycle {
+        LifecycleCounts {
             retained: l.retained,
             churned: l.churned,
             new: l.new,
@@ -1927,95 +1931,10 @@ struct SketchExtra {
     image: Option<Vec<u8>>,
 }
 
-/// Distinct-user counts of one (instance, segment).
-#[derive(Debug, Clone, Copy)]
-struct People {
-    active: u64,
-    paying: u64,
-    cancelled: u64,
-    lifecycle: Option<Lifecycle>,
-}
-
 /// An amount in micro-units (amounts are validated finite and bounded by the codec; `as`
 /// saturates anything else rather than wrapping).
 fn to_micros(amount: f64) -> i64 {
     (amount * 1e6).round() as i64
-}
-
-fn kpis_of(r: &WindowSeg, people: &People, stickiness: Option<f64>) -> Kpis {
-    let active = people.active;
-    let a = &r.agg;
-    let sessions = a.sessions.max(0) as u64;
-    let (nps, nps_margin) = kpi::nps(
-        a.nps_promoters as u64,
-        a.nps_detractors as u64,
-        a.nps_n as u64,
-    );
-    let (csat_ratio, csat_margin) = kpi::csat(a.csat_satisfied as u64, a.csat_n as u64);
-    let session_duration = r
-        .durations
-        .quantiles([0.5, 0.9, 0.99])
-        .filter(|_| sessions > 0)
-        .map(|[p50, p90, p99]| DurationStats {
-            p50: p50 / 1000.0,
-            p90: p90 / 1000.0,
-            p99: p99 / 1000.0,
-            mean: a.session_ms as f64 / sessions as f64 / 1000.0,
-        });
-    Kpis {
-        active_users: active,
-        events: a.events as u64,
-        stickiness_ratio: stickiness,
-        sessions,
-        sessions_per_user: kpi::ratio(sessions as f64, active as f64),
-        session_duration,
-        survey_responses: SurveyCounts {
-            nps: a.nps_n as u64,
-            csat: a.csat_n as u64,
-            ces: a.ces_n as u64,
-        },
-        nps,
-        nps_margin,
-        csat_ratio,
-        csat_margin,
-        ces_score: kpi::ratio(a.ces_sum as f64, a.ces_n as f64),
-        ..lifecycle_and_money(a, people)
-    }
-}
-
-/// The lifecycle, revenue and support KPIs.
-fn lifecycle_and_money(a: &crate::pane::Agg, people: &People) -> Kpis {
-    let active = people.active;
-    let revenue = a.revenue_micros as f64 / 1e6;
-    let orders = a.orders.max(0) as u64;
-    let arpu = kpi::ratio(revenue, active as f64);
-    let tickets = a.support_tickets.max(0) as u64;
-    let self_service = a.self_service.max(0) as u64;
-    let mut k = Kpis {
-        revenue,
-        orders,
-        aov: kpi::ratio(a.gross_micros as f64 / 1e6, orders as f64),
-        paying_users: people.paying,
-        arpu,
-        arppu: kpi::ratio(revenue, people.paying as f64),
-        conversion_ratio: kpi::ratio(people.paying as f64, active as f64),
-        cancellations: a.cancellations.max(0) as u64,
-        cancelled_users: people.cancelled,
-        support_tickets: tickets,
-        self_service_resolutions: self_service,
-        self_service_ratio: kpi::ratio(self_service as f64, (self_service + tickets) as f64),
-        ..Kpis::default()
-    };
-    if let Some(l) = people.lifecycle {
-        let previous = l.retained + l.churned;
-        k.retained_users = l.retained;
-        k.churned_users = l.churned;
-        k.new_users = l.new;
-        k.resurrected_users = active.saturating_sub(l.new + l.retained);
-        k.retention_ratio = kpi::ratio(l.retained as f64, previous as f64);
-        k.churn_ratio = kpi::ratio(l.churned as f64, previous as f64);
-    }
-    k
 }
 
 mod state;

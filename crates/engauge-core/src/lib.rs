@@ -13,6 +13,7 @@ mod engine;
 mod event;
 mod kpi;
 mod pane;
+pub mod partial;
 pub mod quantile;
 mod replay;
 mod segment;
@@ -32,6 +33,7 @@ pub use config::{
 pub use engine::{Engine, EngineStats, Ingested, StateError};
 pub use event::{Event, EventKind, Survey};
 pub use kpi::{DurationStats, Kpis, SurveyCounts};
+pub use partial::{LifecycleCounts, Parts};
 pub use replay::Replay;
 pub use segment::{NONE_VALUE, OTHER_VALUE};
 pub use snapshot::{FeatureKpis, Snapshot};

@@ -103,7 +103,7 @@ impl Agg {
         }
     }
 
-    fn merge(&mut self, o: &Agg, sign: i64) {
+    pub(crate) fn merge(&mut self, o: &Agg, sign: i64) {
         self.events += sign * o.events;
         self.sessions += sign * o.sessions;
         self.session_ms += sign * o.session_ms;

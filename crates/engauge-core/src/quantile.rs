@@ -82,6 +82,20 @@ impl DenseHistogram {
         self.total += count;
     }
 
+    /// Adds every bucket of `other`.
+    pub fn merge_dense(&mut self, other: &DenseHistogram) {
+        for (bucket, &count) in other.counts.iter().enumerate() {
+            if count != 0 {
+                self.add(bucket as u16, count);
+            }
+        }
+    }
+
+    /// Whether every bucket is zero.
+    pub fn is_empty(&self) -> bool {
+        self.counts.iter().all(|&c| c == 0)
+    }
+
     /// Adds `sign ×` every bucket of `other`.
     pub fn merge(&mut self, other: &SparseHistogram, sign: i64) {
         for (bucket, count) in other.iter() {

@@ -1,5 +1,6 @@
 //! What the engine emits when a window instance closes: one [`Snapshot`] per segment.
 
+use crate::partial::Parts;
 use crate::{Kpis, Millis};
 
 /// The KPIs of one (window instance, segment).
@@ -26,6 +27,11 @@ pub struct Snapshot {
     /// With `sketch.include_in_snapshots`: the DataSketches HLL image of the active users, for
     /// downstream merges.
     pub active_users_sketch: Option<Vec<u8>>,
+    /// With `EngineConfig::partials` (scale-out): the mergeable parts behind the KPIs.
+    pub parts: Option<Box<Parts>>,
+    /// Scale-out, merged snapshots: whether every input partition's partial was in the merge
+    /// (`false` after `completeness_timeout`); `None` (not written) on single-instance output.
+    pub complete: Option<bool>,
 }
 
 /// Adoption of one feature within a snapshot's segment.
@@ -88,6 +94,8 @@ mod tests {
             utc_offsets: None,
             approximate: false,
             active_users_sketch: None,
+            parts: None,
+            complete: None,
         };
         assert_eq!(snap.key(), "30d|");
         snap.segment = vec![

@@ -84,6 +84,8 @@ fn snapshot(window: &str, segment: Vec<(String, String)>, seed: u64) -> Snapshot
         utc_offsets: None,
         approximate: false,
         active_users_sketch: None,
+        parts: None,
+        complete: None,
     }
 }
 

@@ -667,6 +667,8 @@ mod tests {
             utc_offsets: None,
             approximate: false,
             active_users_sketch: None,
+            parts: None,
+            complete: None,
         }
     }
 

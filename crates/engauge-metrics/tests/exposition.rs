@@ -72,6 +72,8 @@ fn snapshot(window: &str, segment: &[(&str, &str)], active_users: u64) -> Snapsh
         utc_offsets: None,
         approximate: false,
         active_users_sketch: None,
+        parts: None,
+        complete: None,
     }
 }
 

@@ -350,6 +350,26 @@ impl Default for RawKafka {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct RawScaleOut {
+    enabled: bool,
+    partials_topic: String,
+    coordination_topic: String,
+    completeness_timeout: Duration,
+}
+
+impl Default for RawScaleOut {
+    fn default() -> Self {
+        RawScaleOut {
+            enabled: false,
+            partials_topic: "engauge.partials".into(),
+            coordination_topic: "engauge.merger".into(),
+            completeness_timeout: Duration(60 * engauge_core::time::SECOND),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct RawHttp {
     listen: String,
 }
@@ -397,6 +417,8 @@ struct RawConfig {
     kafka: RawKafka,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    scale_out: RawScaleOut,
 }
 
 /// The validated configuration of the whole program.
@@ -426,6 +448,22 @@ pub struct Config {
     /// Exactly-once: snapshots, dead letters and input offsets commit in one Kafka transaction
     /// this often.
     pub checkpoint_interval: Millis,
+    /// `[scale_out] enabled`: several instances, one global answer (see docs/scale-out.md).
+    pub scale_out: Option<ScaleOut>,
+}
+
+/// Scale-out settings: every instance publishes per-partition partials; the one elected merger
+/// publishes the global snapshots and KPI gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleOut {
+    /// Internal topic of partials, keyed by input topic and partition.
+    pub partials_topic: String,
+    /// Single-partition topic whose consumer group elects the merger (and holds its
+    /// checkpoints).
+    pub coordination_topic: String,
+    /// A window instance still missing partials this long after its first one is published
+    /// with `"complete": false`.
+    pub completeness_timeout: Millis,
 }
 
 /// Delivery guarantee of snapshots and dead letters (`guarantee = …`).
@@ -532,7 +570,30 @@ impl Config {
                     .and_then(|c| c.gross_margin)
                     .unwrap_or(defaults.clv.gross_margin),
             },
+            partials: raw.scale_out.enabled,
         };
+        let scale_out = raw.scale_out.enabled.then(|| ScaleOut {
+            partials_topic: raw.scale_out.partials_topic.clone(),
+            coordination_topic: raw.scale_out.coordination_topic.clone(),
+            completeness_timeout: raw.scale_out.completeness_timeout.0,
+        });
+        if scale_out.is_some() {
+            let sketch =
+                |m: Option<DistinctMode>| m.unwrap_or(engine.distinct) == DistinctMode::Sketch;
+            if engine.windows.iter().any(|w| sketch(w.distinct)) {
+                bail!(
+                    "scale_out.enabled: sketch windows (distinct = \"sketch\") cannot be merged \
+                     across instances yet; use exact windows with input keyed by user_id"
+                );
+            }
+            if raw.scale_out.completeness_timeout.0 <= 0 {
+                bail!("scale_out.completeness_timeout: must be positive");
+            }
+            let s = &raw.scale_out;
+            if s.partials_topic.is_empty() || s.coordination_topic.is_empty() {
+                bail!("scale_out: topic names must not be empty");
+            }
+        }
         let rates: Vec<(String, f64)> = raw.currencies.rates.into_iter().collect();
         let currencies = CurrencyRates::new(&raw.currencies.base, &rates)
             .map_err(|e| anyhow::anyhow!("currencies: {e}"))?;
@@ -614,6 +675,7 @@ impl Config {
             http_listen,
             guarantee,
             checkpoint_interval,
+            scale_out,
         })
     }
 }

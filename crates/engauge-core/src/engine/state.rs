@@ -45,7 +45,10 @@ fn options() -> impl bincode::Options {
 
 /// 64-bit FNV-1a of the configuration's debug form: every setting, in declaration order.
 fn fingerprint(config: &EngineConfig) -> u64 {
+    // `partials` came after version 1; without it the text is what version 1 hashed, so states
+    // saved before it still restore.
     format!("{config:?}")
+        .replace(", partials: false", "")
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

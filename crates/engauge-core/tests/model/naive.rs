@@ -287,6 +287,8 @@ pub fn run(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> Expected {
                 utc_offsets: None,
                 approximate: false,
                 active_users_sketch: None,
+                parts: None,
+                complete: None,
             }
         })
         .collect();
