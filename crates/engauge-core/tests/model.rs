@@ -88,7 +88,7 @@ fn merged_partials(cfg: &EngineConfig, arrivals: &[Event<'_>], partitions: usize
         .collect();
     let mut out = Vec::new();
     let mut max_ts: Option<Millis> = None;
-    let mut advance = |engines: &mut Vec<Engine>, wm: Millis, out: &mut Vec<Snapshot>| {
+    let advance = |engines: &mut Vec<Engine>, wm: Millis, out: &mut Vec<Snapshot>| {
         for engine in engines.iter_mut() {
             engine.advance(wm, out);
         }
