@@ -191,6 +191,17 @@ impl Parts {
         (k, features)
     }
 
+    /// Parts with `events` events of which `active` distinct users (for tests of merging).
+    #[doc(hidden)]
+    pub fn with_events(events: u64, active: u64) -> Parts {
+        let mut parts = Parts {
+            active,
+            ..Parts::default()
+        };
+        parts.agg.events = events as i64;
+        parts
+    }
+
     pub(crate) fn of_running(r: &WindowSeg) -> Parts {
         Parts {
             agg: r.agg.clone(),

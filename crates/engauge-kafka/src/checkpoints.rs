@@ -73,6 +73,90 @@ pub fn read_checkpoints(
     Ok(latest)
 }
 
+/// A `read_committed` reader of one topic without group membership: the scale-out merger reads
+/// the partials topic with it from positions it keeps itself, and its checkpoint records.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    topic: String,
+}
+
+impl std::fmt::Debug for TopicReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicReader")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TopicReader {
+    pub fn new(settings: &KafkaSettings, what: &str, topic: &str) -> Result<Self, KafkaError> {
+        Ok(TopicReader {
+            consumer: reader(settings, what)?,
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// The topic's partition ids.
+    pub fn partitions(&self, timeout: Duration) -> Result<Vec<i32>, KafkaError> {
+        let metadata = self.consumer.fetch_metadata(Some(&self.topic), timeout)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == self.topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(KafkaError::MetadataFetch(
+                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            ));
+        }
+        Ok(partitions)
+    }
+
+    /// Reads these partitions from these offsets (`None`: from the beginning).
+    pub fn assign(&self, from: &[(i32, Option<i64>)]) -> Result<(), KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for &(p, offset) in from {
+            let offset = offset.map_or(Offset::Beginning, Offset::Offset);
+            tpl.add_partition_offset(&self.topic, p, offset)?;
+        }
+        self.consumer.assign(&tpl)
+    }
+
+    /// The next message, end-of-partition notice (`Err(PartitionEOF)`) or error.
+    pub fn poll(
+        &self,
+        timeout: Duration,
+    ) -> Option<Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>> {
+        self.consumer.poll(timeout)
+    }
+
+    /// The payload of the record at `offset` of `partition` (`None` if it is not there any
+    /// more, or is not readable before `timeout`).
+    pub fn read_at(
+        &self,
+        partition: i32,
+        offset: i64,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, KafkaError> {
+        self.assign(&[(partition, Some(offset))])?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match poll_until(&self.consumer, deadline) {
+                Ok(Some(Ok(m))) if m.offset() == offset => {
+                    return Ok(Some(m.payload().unwrap_or(&[]).to_vec()));
+                }
+                // Past it (compacted or an aborted record skipped), or at the end: not there.
+                Ok(Some(Ok(m))) if m.offset() > offset => return Ok(None),
+                Ok(Some(Err(KafkaError::PartitionEOF(_)))) => return Ok(None),
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(_) => {}
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+}
+
 /// The next message or event, waiting at most until `deadline` (an error once it has passed).
 fn poll_until(
     consumer: &BaseConsumer,

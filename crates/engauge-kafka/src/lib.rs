@@ -19,7 +19,9 @@ mod outbox;
 mod settings;
 mod source;
 
-pub use checkpoints::{StateChunks, read_checkpoints, read_state, state_chunks, state_hash};
+pub use checkpoints::{
+    StateChunks, TopicReader, read_checkpoints, read_state, state_chunks, state_hash,
+};
 pub use commit::{Checkpoint, CheckpointError, CommitPoint, StateRef, checkpoint_key};
 pub use outbox::{DeliveryFailed, OutRecord, Outbox, OutboxError, TxnEnd, TxnErrorClass, TxnFatal};
 pub use settings::{KafkaSettings, SettingsError};

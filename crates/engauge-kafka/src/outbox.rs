@@ -152,7 +152,7 @@ impl Outbox {
         timeout: Duration,
     ) -> Result<TxnEnd, TxnFatal> {
         let deadline = Instant::now() + timeout;
-        if !points.is_empty() {
+        if !points.is_empty() || token.is_some() {
             let Some(group) = source.group_metadata() else {
                 self.abort(deadline);
                 return Ok(TxnEnd::Aborted(

@@ -19,12 +19,14 @@ mod health;
 mod http;
 mod kpi_gauges;
 mod pipeline;
+mod scale_out;
 mod server;
 
 pub use health::Health;
 pub use kpi_gauges::{KpiGauges, dimension_label_name};
 pub use pipeline::{PipelineMetrics, TOO_LATE_REASON};
 pub use prometheus::Registry;
+pub use scale_out::ScaleOutMetrics;
 pub use server::MetricsServer;
 
 use prometheus::TextEncoder;

@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod demo;
+pub mod merger;
+pub mod partials;
 pub mod pipeline;
 pub mod produce;
 pub mod replay;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use engauge_codec::{DecodeContext, RejectReason, decode_event, encode_snapshot};
 use engauge_core::time::HOUR;
-use engauge_core::{Engine, Ingested, Millis, Snapshot, WatermarkTracker};
+use engauge_core::{Engine, EngineStats, Ingested, Millis, Snapshot, WatermarkTracker};
 use engauge_kafka::{
     Checkpoint, CommitMode, CommitPoint, Headers, KafkaError, Message, OutRecord, Outbox,
     Rebalance, Source, StateRef, TxnEnd, TxnErrorClass, checkpoint_key, read_checkpoints,
@@ -24,6 +24,7 @@ use engauge_kafka::{
 };
 
 use crate::config::{Config, Guarantee};
+use crate::partials;
 use crate::saved::{self, SavedPartition};
 use crate::telemetry::Telemetry;
 use crate::watchdog::Watchdog;
@@ -38,8 +39,10 @@ pub fn now_millis() -> Millis {
 /// Per assigned partition.
 #[derive(Debug)]
 struct PartitionState {
-    /// Dense key of the partition in the watermark tracker.
+    /// Dense key of the partition in its shard's watermark tracker.
     index: i32,
+    /// Its shard in `Assignment::shards`.
+    shard: usize,
     /// First offset not processed yet.
     next: i64,
     /// Messages before this offset were processed by a previous owner: replay only.
@@ -61,6 +64,7 @@ impl PartitionState {
     fn new(index: i32, start: i64, replay_until: i64) -> Self {
         PartitionState {
             index,
+            shard: 0,
             next: start,
             replay_until,
             started_at: start,
@@ -97,17 +101,41 @@ impl PartitionState {
     }
 }
 
-/// Everything that lives for one assignment (rebuilt on every rebalance).
-struct Assignment {
+/// An engine with its watermark: one for the whole assignment, or with scale-out one per input
+/// partition (each partition's partials then depend on its own events only, whoever owns it).
+struct Shard {
     engine: Engine,
     tracker: WatermarkTracker,
-    /// Few entries: a vector searched by partition number, then topic, allocates nothing per
-    /// message.
-    partitions: Vec<((String, i32), PartitionState)>,
     /// Instances ending at or before this were published by a previous owner.
     suppress_until: Option<Millis>,
     /// Watermark up to which snapshots are published (and, after a settle, delivered).
     published: Option<Millis>,
+    /// Scale-out: a sample of the partition's users, and the watermark last reported.
+    sample: partials::UserSample,
+    reported: Option<Millis>,
+    reported_at: Option<Instant>,
+}
+
+impl Shard {
+    fn new(engine: Engine, tracker: WatermarkTracker, suppress: Option<Millis>) -> Shard {
+        Shard {
+            engine,
+            tracker,
+            suppress_until: suppress,
+            published: suppress,
+            sample: partials::UserSample::default(),
+            reported: None,
+            reported_at: None,
+        }
+    }
+}
+
+/// Everything that lives for one assignment (rebuilt on every rebalance).
+struct Assignment {
+    shards: Vec<Shard>,
+    /// Few entries: a vector searched by partition number, then topic, allocates nothing per
+    /// message.
+    partitions: Vec<((String, i32), PartitionState)>,
     /// Since when state is being rebuilt (until every partition is read up to where its
     /// previous owner stopped).
     restoring_since: Option<Instant>,
@@ -118,29 +146,85 @@ struct Assignment {
 impl Assignment {
     /// Each partition's commit point (partitions not read from yet have none).
     fn commit_points(&mut self, lookback: Millis) -> Vec<((String, i32), CommitPoint)> {
-        let needed = self
-            .engine
-            .watermark()
-            .map_or(Millis::MIN, |wm| wm - lookback);
-        let published = self.published;
+        let shards = &self.shards;
         self.partitions
             .iter_mut()
             .filter(|(_, s)| s.started_at >= 0)
             .map(|(part, state)| {
+                let shard = &shards[state.shard];
+                let needed = shard
+                    .engine
+                    .watermark()
+                    .map_or(Millis::MIN, |wm| wm - lookback);
                 let point = CommitPoint {
                     rebuild_from: state.rebuild_from(needed).min(state.next),
                     next: state.next.max(state.replay_until),
-                    published,
+                    published: shard.published,
                 };
                 (part.clone(), point)
             })
             .collect()
+    }
+
+    /// The least watermark of the shards (the one shown as the pipeline's).
+    fn watermark(&self) -> Option<Millis> {
+        self.shards.iter().filter_map(|s| s.engine.watermark()).min()
+    }
+
+    /// The engines' statistics, added up.
+    fn stats(&self) -> EngineStats {
+        let mut total = EngineStats::default();
+        for shard in &self.shards {
+            let s = shard.engine.stats();
+            total.accepted += s.accepted;
+            total.late += s.late;
+            total.duplicates += s.duplicates;
+            total.too_late += s.too_late;
+            total.feature_overflow += s.feature_overflow;
+            total.users += s.users;
+            total.segments = total.segments.max(s.segments);
+            total.open_sessions += s.open_sessions;
+            total.pending_events += s.pending_events;
+            total.dedup_ids += s.dedup_ids;
+            for (dim, n) in s.dimension_overflow {
+                match total.dimension_overflow.iter_mut().find(|(d, _)| *d == dim) {
+                    Some((_, m)) => *m += n,
+                    None => total.dimension_overflow.push((dim, n)),
+                }
+            }
+        }
+        total
     }
 }
 
 /// Runs the pipeline until `shutdown` is set. Returns after a graceful stop: fetching stopped,
 /// effects flushed, offsets committed, group left.
 pub fn run(
+    config: &Config,
+    shutdown: Arc<AtomicBool>,
+    telemetry: &Telemetry,
+) -> anyhow::Result<()> {
+    if config.scale_out.is_none() {
+        return run_pipeline(config, shutdown, telemetry);
+    }
+    // Scale-out: the merger election runs beside the pipeline; either failing stops both.
+    std::thread::scope(|scope| {
+        let merger_stop = Arc::clone(&shutdown);
+        let merger = scope.spawn(move || {
+            let result = crate::merger::run(config, &merger_stop, telemetry);
+            merger_stop.store(true, Ordering::Relaxed);
+            result
+        });
+        let result = run_pipeline(config, Arc::clone(&shutdown), telemetry);
+        shutdown.store(true, Ordering::Relaxed);
+        let merged = merger
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the merger thread panicked")));
+        result.and(merged)
+    })
+}
+
+fn run_pipeline(
     config: &Config,
     shutdown: Arc<AtomicBool>,
     telemetry: &Telemetry,
@@ -181,6 +265,7 @@ pub fn run(
         },
         last_commit: Instant::now(),
         single_topic: settings.input_topics.len() == 1,
+        scale_out: config.scale_out.is_some(),
         counted: Counted::default(),
         watchdog: Watchdog::new(
             Duration::from_millis(config.stall_timeout as u64),
@@ -280,6 +365,8 @@ struct Pipeline<'a> {
     snapshot_record: OutRecord,
     last_commit: Instant,
     single_topic: bool,
+    /// Scale-out: one engine per partition, partials instead of snapshots.
+    scale_out: bool,
     /// Messages counted since the last tick, added to the metrics at each tick (an atomic
     /// add per message costs as much as a third of decoding one).
     counted: Counted,
@@ -450,7 +537,7 @@ impl Pipeline<'_> {
             .map(|c| c.as_ref().map(|c| c.point))
             .collect();
         // Exactly-once: the state saved with the committed offsets, when there is one.
-        let restored = if self.exactly_once && !parts.is_empty() {
+        let restored = if self.exactly_once && !parts.is_empty() && self.config.scale_out.is_none() {
             self.restore_state(&parts, &checkpoints)
         } else {
             None
@@ -484,16 +571,31 @@ impl Pipeline<'_> {
             }
         }
         let now = now_millis();
-        let mut tracker = WatermarkTracker::new(
-            self.config.engine.allowed_lateness,
-            self.config.idle_timeout,
-        );
+        let new_tracker = || {
+            WatermarkTracker::new(self.config.engine.allowed_lateness, self.config.idle_timeout)
+        };
         let mut partitions = Vec::with_capacity(parts.len());
         let (engine, saved_parts) = match restored {
             Some((engine, saved)) => (engine, saved),
             None => (Engine::new(self.config.engine.clone())?, Vec::new()),
         };
+        // Instances up to the furthest published watermark were published already.
+        let suppress = points.iter().flatten().filter_map(|p| p.published).max();
+        let scale_out = self.config.scale_out.is_some();
+        let mut shards = if scale_out {
+            // One engine per partition, each suppressing what its own point says was published.
+            let mut shards = Vec::with_capacity(parts.len());
+            for point in &points {
+                let engine = Engine::new(self.config.engine.clone())?;
+                shards.push(Shard::new(engine, new_tracker(), point.and_then(|p| p.published)));
+            }
+            shards
+        } else {
+            vec![Shard::new(engine, new_tracker(), suppress)]
+        };
         for (index, ((part, point), end)) in parts.iter().zip(&points).zip(ends).enumerate() {
+            let shard = if scale_out { index } else { 0 };
+            let tracker = &mut shards[shard].tracker;
             let index = index as i32;
             tracker.assign(index, now);
             let saved = saved_parts
@@ -519,6 +621,7 @@ impl Pipeline<'_> {
                 // before it was processed by anyone.
                 (None, _) => PartitionState::new(index, -1, -1),
             };
+            state.shard = shard;
             match end {
                 Some((from, high)) if high <= from => tracker.set_caught_up(index, true),
                 Some((_, high)) => state.end_after_seek = Some(high),
@@ -526,8 +629,6 @@ impl Pipeline<'_> {
             }
             partitions.push((part.clone(), state));
         }
-        // Instances up to the furthest published watermark were published already.
-        let suppress = points.iter().flatten().filter_map(|p| p.published).max();
         let from = if saved_parts.is_empty() {
             "rebuilding from"
         } else {
@@ -548,11 +649,8 @@ impl Pipeline<'_> {
             suppress,
         );
         self.assignment = Some(Assignment {
-            engine,
-            tracker,
+            shards,
             partitions,
-            suppress_until: suppress,
-            published: suppress,
             restoring_since: Some(started),
             from_checkpoint: !saved_parts.is_empty(),
         });
@@ -793,7 +891,9 @@ impl Pipeline<'_> {
         state.next = offset + 1;
         if state.end_after_seek.is_some_and(|end| state.next >= end) {
             state.end_after_seek = None;
-            assignment.tracker.set_caught_up(state.index, true);
+            assignment.shards[state.shard]
+                .tracker
+                .set_caught_up(state.index, true);
         }
         let replay = offset < state.replay_until;
         let now = self.decode.now;
@@ -804,8 +904,12 @@ impl Pipeline<'_> {
         let rejection = match decode_event(payload, &self.decode) {
             Ok(event) => {
                 state.saw(offset, event.ts);
-                assignment.tracker.observe(state.index, event.ts, now);
-                match assignment.engine.ingest(&event) {
+                let shard = &mut assignment.shards[state.shard];
+                shard.tracker.observe(state.index, event.ts, now);
+                if self.scale_out {
+                    shard.sample.add(partials::user_hash(&event.user_id));
+                }
+                match shard.engine.ingest(&event) {
                     Ingested::TooLate => Some((
                         RejectReason::TooLate,
                         "older than every open window instance".to_owned(),
@@ -869,7 +973,9 @@ impl Pipeline<'_> {
         if let Some(a) = self.assignment.as_mut()
             && let Some((_, state)) = a.partitions.iter().find(|(k, _)| k.1 == partition)
         {
-            a.tracker.set_caught_up(state.index, true);
+            a.shards[state.shard]
+                .tracker
+                .set_caught_up(state.index, true);
         }
     }
 
@@ -924,7 +1030,9 @@ impl Pipeline<'_> {
         if !self.single_topic {
             for (part, l) in &lag {
                 if let Some((_, state)) = assignment.partitions.iter().find(|(k, _)| k == part) {
-                    assignment.tracker.set_caught_up(state.index, *l == 0);
+                    assignment.shards[state.shard]
+                        .tracker
+                        .set_caught_up(state.index, *l == 0);
                 }
             }
         }
@@ -942,57 +1050,49 @@ impl Pipeline<'_> {
                 since.elapsed(),
             );
         }
-        if let Some(wm) = assignment.tracker.watermark(now) {
-            assignment.engine.advance(wm, &mut self.snapshots);
-        }
-        if let Some(outbox) = self.outbox.as_mut()
-            && !self.snapshots.is_empty()
-        {
-            let emitted_at = now;
-            // The newest instance (end) of each window that closed.
-            let mut newest: Vec<(&str, Millis)> = Vec::new();
-            for snap in &self.snapshots {
-                if assignment.suppress_until.is_none_or(|s| snap.end > s) {
-                    let record = &mut self.snapshot_record;
-                    record.payload.clear();
-                    encode_snapshot(snap, emitted_at, &mut record.payload);
-                    let key = record.key.get_or_insert_with(Vec::new);
-                    key.clear();
-                    snap.write_key(key);
-                    outbox.send(record);
-                    self.telemetry.snapshot_published();
-                }
-                match newest.iter_mut().find(|(w, _)| *w == &*snap.window) {
-                    Some((_, end)) => *end = (*end).max(snap.end),
-                    None => newest.push((&snap.window, snap.end)),
-                }
+        for si in 0..assignment.shards.len() {
+            let shard = &mut assignment.shards[si];
+            if let Some(wm) = shard.tracker.watermark(now) {
+                shard.engine.advance(wm, &mut self.snapshots);
             }
-            // Gauges show the newest instance of each window. The engine emits an instance's
-            // snapshots together, so they are one run of the list.
-            for (window, end) in newest {
-                let same = |s: &Snapshot| *s.window == *window && s.end == end;
-                if let Some(from) = self.snapshots.iter().position(same) {
-                    let len = self.snapshots[from..]
-                        .iter()
-                        .take_while(|s| same(s))
-                        .count();
-                    self.telemetry
-                        .window_closed(window, &self.snapshots[from..from + len], end);
+            if let Some(outbox) = self.outbox.as_mut() {
+                if let Some(scale) = &self.config.scale_out {
+                    if let Some((part, _)) = assignment.partitions.iter().find(|(_, s)| s.shard == si)
+                    {
+                        publish_partials(
+                            outbox,
+                            &scale.partials_topic,
+                            part,
+                            shard,
+                            &mut self.snapshots,
+                            self.telemetry,
+                        );
+                    }
+                } else if !self.snapshots.is_empty() {
+                    publish_snapshots(
+                        outbox,
+                        &mut self.snapshot_record,
+                        shard.suppress_until,
+                        &self.snapshots,
+                        now,
+                        self.telemetry,
+                    );
                 }
             }
             self.snapshots.clear();
-        }
-        if let Some(wm) = assignment.engine.watermark() {
-            assignment.published = Some(assignment.published.map_or(wm, |p| p.max(wm)));
+            if let Some(wm) = shard.engine.watermark() {
+                shard.published = Some(shard.published.map_or(wm, |p| p.max(wm)));
+            }
         }
         // Backpressure: when too many events wait for the watermark, pause the partitions that
         // run ahead of it so the ones holding it back get fetched.
-        let stats = assignment.engine.stats();
+        let stats = assignment.stats();
         let over = stats.pending_events > self.config.max_pending_events;
         let under = stats.pending_events < self.config.max_pending_events / 2;
-        let wm = assignment.engine.watermark();
+        let wm = assignment.watermark();
         for (part, state) in assignment.partitions.iter_mut() {
-            let ahead = match (state.max_ts, wm) {
+            let shard_wm = assignment.shards[state.shard].engine.watermark();
+            let ahead = match (state.max_ts, shard_wm) {
                 (Some(ts), Some(w)) => ts - self.config.engine.allowed_lateness > w,
                 (Some(_), None) => true,
                 _ => false,
@@ -1020,7 +1120,11 @@ impl Pipeline<'_> {
     /// pipeline stops and a restart re-reads from the last commit (at least once).
     fn commit(&mut self, source: &Source, mode: CommitMode) -> anyhow::Result<()> {
         self.last_commit = Instant::now();
-        let Some(lookback) = self.assignment.as_ref().map(|a| self.lookback(&a.engine)) else {
+        let Some(lookback) = self
+            .assignment
+            .as_ref()
+            .map(|a| self.lookback(&a.shards[0].engine))
+        else {
             return Ok(());
         };
         let Some(assignment) = self.assignment.as_mut() else {
@@ -1129,6 +1233,116 @@ impl Pipeline<'_> {
     }
 }
 
+/// Publishes the snapshots of closed instances (those after `suppress_until`) and shows the
+/// newest instance of each window on the gauges.
+fn publish_snapshots(
+    outbox: &mut Outbox,
+    record: &mut OutRecord,
+    suppress_until: Option<Millis>,
+    snapshots: &[Snapshot],
+    now: Millis,
+    telemetry: &Telemetry,
+) {
+    let emitted_at = now;
+    // The newest instance (end) of each window that closed.
+    let mut newest: Vec<(&str, Millis)> = Vec::new();
+    for snap in snapshots {
+        if suppress_until.is_none_or(|s| snap.end > s) {
+            record.payload.clear();
+            encode_snapshot(snap, emitted_at, &mut record.payload);
+            let key = record.key.get_or_insert_with(Vec::new);
+            key.clear();
+            snap.write_key(key);
+            outbox.send(record);
+            telemetry.snapshot_published();
+        }
+        match newest.iter_mut().find(|(w, _)| *w == &*snap.window) {
+            Some((_, end)) => *end = (*end).max(snap.end),
+            None => newest.push((&snap.window, snap.end)),
+        }
+    }
+    // Gauges show the newest instance of each window. The engine emits an instance's
+    // snapshots together, so they are one run of the list.
+    for (window, end) in newest {
+        let same = |s: &Snapshot| *s.window == *window && s.end == end;
+        if let Some(from) = snapshots.iter().position(same) {
+            let len = snapshots[from..].iter().take_while(|s| same(s)).count();
+            telemetry.window_closed(window, &snapshots[from..from + len], end);
+        }
+    }
+}
+
+/// Scale-out: publishes one partial per closed instance of partition `part` (those after the
+/// shard's `suppress_until`), then, when its watermark moved, a progress record (at least one
+/// after every batch of partials, otherwise at most one a second).
+fn publish_partials(
+    outbox: &mut Outbox,
+    partials_topic: &str,
+    part: &(String, i32),
+    shard: &mut Shard,
+    snapshots: &mut [Snapshot],
+    telemetry: &Telemetry,
+) {
+    let key = partials::key(&part.0, part.1);
+    let mut record = OutRecord {
+        topic: partials_topic.to_owned(),
+        key: Some(key),
+        payload: Vec::with_capacity(1024),
+        headers: Vec::new(),
+    };
+    let mut sent = false;
+    let mut rest = &mut snapshots[..];
+    while let Some(first) = rest.first() {
+        let (window, end) = (first.window.clone(), first.end);
+        let len = rest
+            .iter()
+            .take_while(|s| s.window == window && s.end == end)
+            .count();
+        let (run, tail) = rest.split_at_mut(len);
+        rest = tail;
+        if shard.suppress_until.is_some_and(|s| end <= s) {
+            continue;
+        }
+        let head = &run[0];
+        let partial = partials::InstancePartial {
+            topic: part.0.clone(),
+            partition: part.1,
+            window,
+            start: head.start,
+            end,
+            watermark: head.watermark,
+            utc_offsets: head.utc_offsets,
+            segments: run
+                .iter_mut()
+                .filter_map(|s| Some((std::mem::take(&mut s.segment), *s.parts.take()?)))
+                .filter(|(_, parts)| !parts.is_empty())
+                .collect(),
+        };
+        record.payload.clear();
+        partials::encode(&partials::Record::Instance(partial), &mut record.payload);
+        outbox.send(&record);
+        telemetry.partial_published(record.payload.len());
+        sent = true;
+    }
+    let Some(wm) = shard.engine.watermark() else {
+        return;
+    };
+    let due = sent || shard.reported_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+    if shard.reported.is_none_or(|r| wm > r) && due {
+        record.payload.clear();
+        let progress = partials::Progress {
+            topic: part.0.clone(),
+            partition: part.1,
+            watermark: wm,
+            sample: shard.sample.hashes().to_vec(),
+        };
+        partials::encode(&partials::Record::Progress(progress), &mut record.payload);
+        outbox.send(&record);
+        shard.reported = Some(wm);
+        shard.reported_at = Some(Instant::now());
+    }
+}
+
 /// Exactly-once: writes the assignment's state to partition `partition` of the state topic
 /// inside the open transaction, in chunks, and returns where it is (`None` when it was not
 /// delivered), with the reason when the engine's state could not be included (then an empty
@@ -1140,6 +1354,9 @@ fn save_state(
     partition: i32,
     seq: u64,
 ) -> (Option<StateRef>, Option<String>) {
+    if assignment.shards.len() != 1 {
+        return (None, Some("scale-out saves no engine state yet".into()));
+    }
     // While re-reading history the engine is behind the committed positions: no state then.
     let rebuilding = assignment
         .partitions
@@ -1148,7 +1365,7 @@ fn save_state(
     let (engine, unsaved) = if rebuilding {
         (Vec::new(), Some("state is still being rebuilt".to_owned()))
     } else {
-        match assignment.engine.save_state() {
+        match assignment.shards[0].engine.save_state() {
             Ok(engine) => (engine, None),
             Err(e) => (Vec::new(), Some(e.to_string())),
         }

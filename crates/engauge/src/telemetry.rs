@@ -9,7 +9,7 @@ use std::time::Instant;
 use engauge_codec::RejectReason;
 use engauge_core::{EngineStats, Millis, Snapshot};
 use engauge_kafka::KafkaError;
-use engauge_metrics::{Health, KpiGauges, PipelineMetrics};
+use engauge_metrics::{Health, KpiGauges, PipelineMetrics, ScaleOutMetrics};
 use prometheus::Registry;
 
 /// Shared between the pipeline thread, the HTTP server and the demo view.
@@ -19,6 +19,7 @@ pub struct Telemetry {
     pub health: Arc<Health>,
     kpis: KpiGauges,
     pipeline: PipelineMetrics,
+    pub scale_out: ScaleOutMetrics,
     /// Latest all-users snapshot per window.
     latest: Mutex<BTreeMap<String, Snapshot>>,
     consumed: AtomicU64,
@@ -40,12 +41,14 @@ impl Telemetry {
             Arc::clone(&health),
         )?;
         let kpis = KpiGauges::register(&registry)?;
+        let scale_out = ScaleOutMetrics::register(&registry)?;
         engauge_metrics::register_process_metrics(&registry)?;
         Ok(Telemetry {
             registry,
             health,
             kpis,
             pipeline,
+            scale_out,
             latest: Mutex::new(BTreeMap::new()),
             consumed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -75,6 +78,11 @@ impl Telemetry {
         self.pipeline.add_dead_letter(reason);
     }
 
+    /// Scale-out: a partial of `bytes` bytes went to the partials topic.
+    pub fn partial_published(&self, bytes: usize) {
+        self.scale_out.add_partial(bytes);
+    }
+
     pub fn snapshot_published(&self) {
         self.pipeline.add_snapshots_published(1);
     }
@@ -89,6 +97,17 @@ impl Telemetry {
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(window.to_owned(), all.clone());
         }
+    }
+
+    /// Scale-out: this instance stopped merging; the global KPI gauges move to the new merger.
+    pub fn clear_kpis(&self) {
+        for window in self.kpis.windows() {
+            self.kpis.replace_window(&window, &[]);
+        }
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     pub fn engine(

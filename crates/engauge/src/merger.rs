@@ -1,0 +1,775 @@
+//! Scale-out stage 2: the merger. Every instance runs this loop on its own thread; Kafka elects
+//! the one that merges. Each instance joins the consumer group `<group_id>.merger` on the
+//! single-partition coordination topic, and whichever member the group assigns that partition
+//! to is the merger — no protocol of ours decides it.
+//!
+//! The merger reads the partials topic, adds up the parts of each (window instance, segment)
+//! over the input partitions, and publishes the global snapshot when every input partition has
+//! reported the instance (a partial, or a progress record past its end), or with
+//! `"complete": false` after `completeness_timeout`. It sets the global `engauge_kpi_*` gauges.
+//!
+//! Its own progress — where to read the partials topic from, the last published instance per
+//! window, what each input partition has reported — is a checkpoint record on the coordination
+//! topic. The group's committed offset of the coordination partition points at the latest one;
+//! with `guarantee = "exactly_once"` the snapshots, the record and that offset commit in one
+//! transaction (transactional id `<group_id>.merger`, so a new merger fences the old one).
+//! A new merger continues from the record the offset points at: nothing is published twice
+//! (exactly-once) or lost.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use engauge_codec::encode_snapshot;
+use engauge_core::{Millis, Parts, Snapshot};
+use engauge_kafka::{
+    CommitMode, CommitPoint, KafkaError, KafkaSettings, Message, OutRecord, Outbox, Rebalance,
+    Source, TopicReader, TxnEnd,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Guarantee, ScaleOut};
+use crate::partials::{self, InstancePartial, Progress, Record};
+use crate::pipeline::now_millis;
+use crate::telemetry::Telemetry;
+
+type Part = (String, i32);
+
+/// What a new merger needs to continue: stored as the checkpoint record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct MergerState {
+    /// Per partials-topic partition, the first offset to read again: the first partial of an
+    /// instance not published yet, or the position reached.
+    positions: Vec<(i32, i64)>,
+    /// Per window, the end of the last published instance (instances are published in order).
+    done: Vec<(String, Millis)>,
+    /// Per input partition, its reported watermark.
+    watermarks: Vec<(Part, Millis)>,
+    /// Per (input partition, window), the greatest end it sent a partial for.
+    reported: Vec<((Part, String), Millis)>,
+}
+
+const CHECKPOINT_MAGIC: &[u8; 4] = b"EGMC";
+
+fn encode_state(state: &MergerState) -> Vec<u8> {
+    use bincode::Options;
+    let mut out = CHECKPOINT_MAGIC.to_vec();
+    out.extend_from_slice(&1u16.to_le_bytes());
+    let _ = bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .serialize_into(&mut out, state);
+    out
+}
+
+fn decode_state(bytes: &[u8]) -> Result<MergerState, String> {
+    use bincode::Options;
+    let rest = bytes
+        .strip_prefix(CHECKPOINT_MAGIC)
+        .ok_or("not a merger checkpoint")?;
+    match rest.split_at_checked(2) {
+        Some((v, body)) if v == 1u16.to_le_bytes() => bincode::DefaultOptions::new()
+            .with_varint_encoding()
+            .reject_trailing_bytes()
+            .deserialize(body)
+            .map_err(|e| format!("corrupt merger checkpoint: {e}")),
+        _ => Err("unknown merger checkpoint version".into()),
+    }
+}
+
+/// One window instance being merged.
+#[derive(Debug)]
+struct Pending {
+    first_seen: Instant,
+    start: Millis,
+    watermark: Millis,
+    utc_offsets: Option<(i32, i32)>,
+    from: HashSet<Part>,
+    /// First partials-topic offset per partials partition that holds a part of it.
+    offsets: Vec<(i32, i64)>,
+    segments: BTreeMap<Vec<(String, String)>, Parts>,
+}
+
+/// The merge itself, without Kafka: partials and progress records in, snapshots out.
+#[derive(Debug)]
+pub struct Merge {
+    inputs: Vec<Part>,
+    timeout: Duration,
+    clv: engauge_core::ClvConfig,
+    pending: BTreeMap<(String, Millis), Pending>,
+    done: HashMap<String, Millis>,
+    watermarks: HashMap<Part, Millis>,
+    reported: HashMap<(Part, String), Millis>,
+    samples: HashMap<Part, Vec<u64>>,
+    /// Instances published incomplete, with the partitions they missed (bounded).
+    incomplete: BTreeMap<(String, Millis), Vec<Part>>,
+    pub late_partials: u64,
+}
+
+/// A merged instance ready to publish.
+#[derive(Debug)]
+pub struct Merged {
+    pub snapshots: Vec<Snapshot>,
+    pub window: String,
+    pub end: Millis,
+    pub complete: bool,
+}
+
+impl Merge {
+    pub fn new(inputs: Vec<Part>, timeout: Duration, clv: engauge_core::ClvConfig) -> Merge {
+        Merge {
+            inputs,
+            timeout,
+            clv,
+            pending: BTreeMap::new(),
+            done: HashMap::new(),
+            watermarks: HashMap::new(),
+            reported: HashMap::new(),
+            samples: HashMap::new(),
+            incomplete: BTreeMap::new(),
+            late_partials: 0,
+        }
+    }
+
+    fn restore(&mut self, state: &MergerState) {
+        self.done = state.done.iter().cloned().collect();
+        self.watermarks = state.watermarks.iter().cloned().collect();
+        self.reported = state.reported.iter().cloned().collect();
+    }
+
+    /// The input partitions changed (partitions added to a topic).
+    pub fn set_inputs(&mut self, inputs: Vec<Part>) {
+        self.inputs = inputs;
+    }
+
+    /// A partial read at `offset` of partials partition `pp`.
+    pub fn partial(&mut self, p: InstancePartial, pp: i32, offset: i64, now: Instant) {
+        let part = (p.topic, p.partition);
+        let reported = self
+            .reported
+            .entry((part.clone(), p.window.clone()))
+            .or_insert(p.end);
+        *reported = (*reported).max(p.end);
+        if self.done.get(&p.window).is_some_and(|&d| p.end <= d) {
+            // Published already: a re-read, a rebuild's repeat, or late for an incomplete one.
+            if let Some(missing) = self.incomplete.get_mut(&(p.window.clone(), p.end))
+                && let Some(i) = missing.iter().position(|m| *m == part)
+            {
+                missing.swap_remove(i);
+                self.late_partials += 1;
+            }
+            return;
+        }
+        let pending = self
+            .pending
+            .entry((p.window, p.end))
+            .or_insert_with(|| Pending {
+                first_seen: now,
+                start: p.start,
+                watermark: p.watermark,
+                utc_offsets: p.utc_offsets,
+                from: HashSet::new(),
+                offsets: Vec::new(),
+                segments: BTreeMap::new(),
+            });
+        if !pending.from.insert(part) {
+            return; // This partition's partial is in already (a repeat after a rebalance).
+        }
+        if !pending.offsets.iter().any(|(q, _)| *q == pp) {
+            pending.offsets.push((pp, offset));
+        }
+        pending.watermark = pending.watermark.max(p.watermark);
+        for (segment, parts) in p.segments {
+            pending
+                .segments
+                .entry(segment)
+                .and_modify(|m| m.merge(&parts))
+                .or_insert(parts);
+        }
+    }
+
+    pub fn progress(&mut self, p: Progress) {
+        let part = (p.topic, p.partition);
+        let wm = self.watermarks.entry(part.clone()).or_insert(p.watermark);
+        *wm = (*wm).max(p.watermark);
+        self.samples.insert(part, p.sample);
+    }
+
+    /// Sampled users seen on more than one input partition (0 with input keyed by user).
+    pub fn unkeyed_users(&self) -> usize {
+        let mut seen: HashMap<u64, usize> = HashMap::new();
+        for sample in self.samples.values() {
+            for &h in sample {
+                *seen.entry(h).or_default() += 1;
+            }
+        }
+        seen.values().filter(|&&n| n > 1).count()
+    }
+
+    fn has_reported(&self, part: &Part, window: &str, end: Millis, p: &Pending) -> bool {
+        p.from.contains(part)
+            || self.watermarks.get(part).is_some_and(|&wm| wm >= end)
+            || self
+                .reported
+                .get(&(part.clone(), window.to_owned()))
+                .is_some_and(|&r| r > end)
+    }
+
+    fn is_complete(&self, window: &str, end: Millis, p: &Pending) -> bool {
+        self.inputs
+            .iter()
+            .all(|part| self.has_reported(part, window, end, p))
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Instances that are complete, or overdue, in order per window.
+    pub fn ready(&mut self, now: Instant) -> Vec<Merged> {
+        // Per window, the latest instance that may go: everything before it goes too.
+        let mut through: HashMap<String, Millis> = HashMap::new();
+        for ((window, end), p) in &self.pending {
+            if self.is_complete(window, *end, p)
+                || now.saturating_duration_since(p.first_seen) >= self.timeout
+            {
+                through.insert(window.clone(), *end);
+            }
+        }
+        let mut out = Vec::new();
+        let keys: Vec<(String, Millis)> = self
+            .pending
+            .keys()
+            .filter(|(w, e)| through.get(w).is_some_and(|t| e <= t))
+            .cloned()
+            .collect();
+        for key in keys {
+            let p = self.pending.remove(&key).expect("listed");
+            let (window, end) = key;
+            let complete = self.is_complete(&window, end, &p);
+            if !complete {
+                let missing: Vec<Part> = self
+                    .inputs
+                    .iter()
+                    .filter(|part| !self.has_reported(part, &window, end, &p))
+                    .cloned()
+                    .collect();
+                self.incomplete.insert((window.clone(), end), missing);
+                while self.incomplete.len() > 1000 {
+                    self.incomplete.pop_first();
+                }
+            }
+            self.done.insert(window.clone(), end);
+            let snapshots = p
+                .segments
+                .into_iter()
+                .filter(|(_, parts)| parts.events() > 0)
+                .map(|(segment, parts)| {
+                    let (kpis, features) = parts.kpis(&self.clv);
+                    Snapshot {
+                        window: window.clone(),
+                        start: p.start,
+                        end,
+                        segment,
+                        kpis,
+                        features,
+                        watermark: p.watermark,
+                        utc_offsets: p.utc_offsets,
+                        approximate: false,
+                        active_users_sketch: None,
+                        parts: None,
+                        complete: Some(complete),
+                    }
+                })
+                .collect();
+            out.push(Merged {
+                snapshots,
+                window,
+                end,
+                complete,
+            });
+        }
+        out
+    }
+
+    /// The checkpoint: `positions` are where reading stands; pending instances pull them back.
+    fn state(&self, positions: &HashMap<i32, i64>) -> MergerState {
+        let mut from: HashMap<i32, i64> = positions.clone();
+        for p in self.pending.values() {
+            for &(pp, offset) in &p.offsets {
+                let e = from.entry(pp).or_insert(offset);
+                *e = (*e).min(offset);
+            }
+        }
+        let mut positions: Vec<(i32, i64)> = from.into_iter().collect();
+        positions.sort_unstable();
+        let mut done: Vec<(String, Millis)> =
+            self.done.iter().map(|(w, e)| (w.clone(), *e)).collect();
+        done.sort_unstable();
+        let mut watermarks: Vec<(Part, Millis)> = self
+            .watermarks
+            .iter()
+            .map(|(p, w)| (p.clone(), *w))
+            .collect();
+        watermarks.sort_unstable();
+        let mut reported: Vec<((Part, String), Millis)> = self
+            .reported
+            .iter()
+            .map(|(k, e)| (k.clone(), *e))
+            .collect();
+        reported.sort_unstable();
+        MergerState {
+            positions,
+            done,
+            watermarks,
+            reported,
+        }
+    }
+}
+
+/// Runs the merger loop until `shutdown` (every scale-out instance runs one; the group elects).
+pub fn run(config: &Config, shutdown: &AtomicBool, telemetry: &Telemetry) -> anyhow::Result<()> {
+    let scale = config
+        .scale_out
+        .as_ref()
+        .context("the merger runs with scale-out only")?;
+    let election_settings = KafkaSettings {
+        group_id: format!("{}.merger", config.kafka.group_id),
+        input_topics: vec![scale.coordination_topic.clone()],
+        ..config.kafka.clone()
+    };
+    let election =
+        Source::new(&election_settings).context("cannot create the merger election consumer")?;
+    let mut leading: Option<Leading> = None;
+    telemetry.scale_out.set_leader(false);
+    while !shutdown.load(Ordering::Relaxed) {
+        for rebalance in election.take_rebalances() {
+            match rebalance {
+                Rebalance::Assigned(parts)
+                    if parts.iter().any(|(t, _)| *t == scale.coordination_topic) =>
+                {
+                    match Leading::start(config, scale, &election, &election_settings) {
+                        Ok(l) => {
+                            eprintln!("engauge: elected merger of the partials");
+                            telemetry.scale_out.set_leader(true);
+                            leading = Some(l);
+                        }
+                        Err(e) => {
+                            // Leave the group so another member can take over.
+                            eprintln!("engauge: cannot take over merging: {e:#}");
+                            return Err(e);
+                        }
+                    }
+                }
+                Rebalance::Assigned(_) => {}
+                Rebalance::Revoked(_) => {
+                    if let Some(mut l) = leading.take() {
+                        l.step_down(&election, telemetry);
+                    }
+                }
+            }
+        }
+        // Keeps the membership alive; the checkpoint records it fetches are not needed here.
+        while let Some(m) = election.poll(Duration::from_millis(if leading.is_some() {
+            0
+        } else {
+            50
+        })) {
+            if let Err(e) = m
+                && !matches!(e, KafkaError::PartitionEOF(_))
+            {
+                telemetry.kafka_error(&e);
+            }
+        }
+        if let Some(l) = leading.as_mut()
+            && let Err(e) = l.step(&election, telemetry)
+        {
+            eprintln!("engauge: merger stopped: {e:#}; taking over again");
+            if let Some(mut l) = leading.take() {
+                l.step_down(&election, telemetry);
+            }
+            match Leading::start(config, scale, &election, &election_settings) {
+                Ok(l) => leading = Some(l),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if let Some(mut l) = leading.take() {
+        let _ = l.checkpoint(&election, telemetry);
+        l.step_down(&election, telemetry);
+    }
+    election.close();
+    Ok(())
+}
+
+struct Leading {
+    merge: Merge,
+    reader: TopicReader,
+    outbox: Outbox,
+    exactly_once: bool,
+    coordination_topic: String,
+    snapshot_record: OutRecord,
+    /// Next offset to read per partials partition.
+    positions: HashMap<i32, i64>,
+    /// Something changed since the last checkpoint.
+    dirty: bool,
+    last_checkpoint: Instant,
+    checkpoint_every: Duration,
+    last_inputs: Instant,
+    input_topics: Vec<String>,
+}
+
+impl Leading {
+    fn start(
+        config: &Config,
+        scale: &ScaleOut,
+        election: &Source,
+        election_settings: &KafkaSettings,
+    ) -> anyhow::Result<Leading> {
+        let exactly_once = config.guarantee == Guarantee::ExactlyOnce;
+        let outbox = if exactly_once {
+            // First: fences the previous merger and resolves its open transaction.
+            let id = format!("{}.merger", config.kafka.group_id);
+            let mut attempt = 0;
+            loop {
+                match Outbox::transactional(&config.kafka, &id, Duration::from_secs(10)) {
+                    Ok(o) => break o,
+                    Err(e) if attempt < 10 => {
+                        eprintln!("engauge: merger producer: {e}; retrying");
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    Err(e) => return Err(e).context("cannot start the merger's producer"),
+                }
+            }
+        } else {
+            Outbox::new(&config.kafka).context("cannot create the merger's producer")?
+        };
+        let inputs = input_partitions(election, &config.kafka.input_topics)?;
+        let mut merge = Merge::new(
+            inputs,
+            Duration::from_millis(scale.completeness_timeout as u64),
+            config.engine.clv,
+        );
+        // The checkpoint the group's committed offset points at.
+        let coordination = (scale.coordination_topic.clone(), 0);
+        let committed = election
+            .committed_offsets(std::slice::from_ref(&coordination), Duration::from_secs(10))
+            .context("cannot read the merger's committed offset")?;
+        let reader = TopicReader::new(election_settings, "partials-reader", &scale.partials_topic)
+            .context("cannot create the partials reader")?;
+        let mut state = MergerState::default();
+        if let Some(Some((offset, _))) = committed.first() {
+            let coord_reader =
+                TopicReader::new(election_settings, "merger-checkpoint", &coordination.0)?;
+            match coord_reader.read_at(0, *offset, Duration::from_secs(30))? {
+                Some(bytes) => match decode_state(&bytes) {
+                    Ok(s) => state = s,
+                    Err(e) => eprintln!("engauge: merger checkpoint ignored ({e}); starting over"),
+                },
+                None => eprintln!(
+                    "engauge: the merger checkpoint at offset {offset} is gone; reading the \
+                     partials from the beginning"
+                ),
+            }
+        }
+        merge.restore(&state);
+        let partitions = reader
+            .partitions(Duration::from_secs(10))
+            .context("cannot read the partitions of the partials topic")?;
+        let from: Vec<(i32, Option<i64>)> = partitions
+            .iter()
+            .map(|&p| {
+                let at = state.positions.iter().find(|(q, _)| *q == p).map(|(_, o)| *o);
+                (p, at)
+            })
+            .collect();
+        reader.assign(&from)?;
+        Ok(Leading {
+            merge,
+            reader,
+            outbox,
+            exactly_once,
+            coordination_topic: scale.coordination_topic.clone(),
+            snapshot_record: OutRecord {
+                topic: config.kafka.snapshot_topic.clone(),
+                key: Some(Vec::with_capacity(64)),
+                payload: Vec::with_capacity(2048),
+                headers: vec![("engauge.merger".to_owned(), b"1".to_vec())],
+            },
+            positions: state.positions.into_iter().collect(),
+            dirty: false,
+            last_checkpoint: Instant::now(),
+            checkpoint_every: Duration::from_millis(if exactly_once {
+                config.checkpoint_interval
+            } else {
+                config.commit_interval
+            } as u64),
+            last_inputs: Instant::now(),
+            input_topics: config.kafka.input_topics.clone(),
+        })
+    }
+
+    /// Reads what arrived, publishes what is ready, checkpoints when due.
+    fn step(&mut self, election: &Source, telemetry: &Telemetry) -> anyhow::Result<()> {
+        let now = Instant::now();
+        for _ in 0..10_000 {
+            let Some(m) = self.reader.poll(Duration::from_millis(10)) else {
+                break;
+            };
+            match m {
+                Ok(m) => {
+                    let (pp, offset) = (m.partition(), m.offset());
+                    self.positions.insert(pp, offset + 1);
+                    self.dirty = true;
+                    match partials::decode(m.payload().unwrap_or(&[])) {
+                        Ok(Record::Instance(p)) => self.merge.partial(p, pp, offset, now),
+                        Ok(Record::Progress(p)) => self.merge.progress(p),
+                        Err(e) => eprintln!("engauge: partial at {pp}/{offset} ignored: {e}"),
+                    }
+                }
+                Err(KafkaError::PartitionEOF(_)) => break,
+                Err(e) => {
+                    telemetry.kafka_error(&e);
+                    break;
+                }
+            }
+        }
+        if now.duration_since(self.last_inputs) >= Duration::from_secs(30) {
+            // Partitions added to an input topic join the completeness rule.
+            if let Ok(inputs) = input_partitions(election, &self.input_topics) {
+                self.merge.set_inputs(inputs);
+            }
+            self.last_inputs = now;
+        }
+        let ready = self.merge.ready(now);
+        let emitted_at = now_millis();
+        for merged in &ready {
+            for snap in &merged.snapshots {
+                let record = &mut self.snapshot_record;
+                record.payload.clear();
+                encode_snapshot(snap, emitted_at, &mut record.payload);
+                let key = record.key.get_or_insert_with(Vec::new);
+                key.clear();
+                snap.write_key(key);
+                self.outbox.send(record);
+                telemetry.snapshot_published();
+            }
+            telemetry.scale_out.add_merged(merged.complete);
+            if !merged.complete {
+                eprintln!(
+                    "engauge: window {} instance ending {} published incomplete after the \
+                     completeness timeout",
+                    merged.window,
+                    engauge_core::time::format_rfc3339(merged.end)
+                );
+            }
+            telemetry.window_closed(&merged.window, &merged.snapshots, merged.end);
+            self.dirty = true;
+        }
+        telemetry.scale_out.set_pending(self.merge.pending());
+        telemetry.scale_out.set_unkeyed_users(self.merge.unkeyed_users());
+        self.outbox.poll(Duration::ZERO);
+        if self.dirty && now.duration_since(self.last_checkpoint) >= self.checkpoint_every {
+            self.checkpoint(election, telemetry)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the merger's state to the coordination topic and points the group's committed
+    /// offset at it (exactly-once: in the transaction with the snapshots).
+    fn checkpoint(&mut self, election: &Source, telemetry: &Telemetry) -> anyhow::Result<()> {
+        self.last_checkpoint = Instant::now();
+        if !self.exactly_once {
+            // Snapshots first: the checkpoint may only say what is delivered.
+            if !self
+                .outbox
+                .settle(Duration::from_secs(5))
+                .context("a merged snapshot could not be delivered")?
+            {
+                return Ok(()); // Next time.
+            }
+        }
+        let state = self.merge.state(&self.positions);
+        let record = OutRecord {
+            topic: self.coordination_topic.clone(),
+            key: Some(b"merger".to_vec()),
+            payload: encode_state(&state),
+            headers: Vec::new(),
+        };
+        self.outbox.reset_tracked();
+        self.outbox.send_tracked(&record, 0);
+        let Some(offset) = self.outbox.tracked_first(Duration::from_secs(10)) else {
+            anyhow::bail!("the merger checkpoint was not delivered");
+        };
+        let coordination = (self.coordination_topic.clone(), 0);
+        if self.exactly_once {
+            match self.outbox.commit_transaction(
+                election,
+                &[],
+                Some((&self.coordination_topic, 0, offset)),
+                Duration::from_secs(30),
+            ) {
+                Ok(TxnEnd::Committed) => telemetry.transaction_committed(0, Duration::ZERO),
+                Ok(TxnEnd::Aborted(why)) | Ok(TxnEnd::Uncertain(why)) => {
+                    anyhow::bail!("the merger's transaction did not commit ({why})")
+                }
+                Err(e) => return Err(e).context("the merger's transaction failed"),
+            }
+        } else {
+            let point = CommitPoint {
+                rebuild_from: offset,
+                next: offset,
+                published: None,
+            };
+            election
+                .commit(&[(coordination, point)], CommitMode::Sync)
+                .context("cannot commit the merger checkpoint")?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn step_down(&mut self, _election: &Source, telemetry: &Telemetry) {
+        if self.exactly_once {
+            self.outbox.abort(Instant::now() + Duration::from_secs(5));
+        } else {
+            let _ = self.outbox.flush(Duration::from_secs(5));
+        }
+        telemetry.scale_out.set_leader(false);
+        telemetry.scale_out.set_pending(0);
+        telemetry.clear_kpis();
+        eprintln!("engauge: no longer the merger");
+    }
+}
+
+/// Every partition of the input topics.
+fn input_partitions(source: &Source, topics: &[String]) -> anyhow::Result<Vec<Part>> {
+    let mut out = Vec::new();
+    for topic in topics {
+        let n = source
+            .partition_count(topic, Duration::from_secs(10))
+            .with_context(|| format!("cannot read the partitions of {topic}"))?;
+        out.extend((0..n).map(|p| (topic.clone(), p)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partial(partition: i32, window: &str, end: Millis, active: u64) -> InstancePartial {
+        let parts = Parts::with_events(active, active);
+        InstancePartial {
+            topic: "events".into(),
+            partition,
+            window: window.into(),
+            start: end - 10,
+            end,
+            watermark: end,
+            utc_offsets: None,
+            segments: vec![(Vec::new(), parts)],
+        }
+    }
+
+    fn progress(partition: i32, watermark: Millis, sample: Vec<u64>) -> Progress {
+        Progress {
+            topic: "events".into(),
+            partition,
+            watermark,
+            sample,
+        }
+    }
+
+    fn merge(partitions: i32, timeout: Duration) -> Merge {
+        let inputs = (0..partitions).map(|p| ("events".to_owned(), p)).collect();
+        Merge::new(inputs, timeout, engauge_core::ClvConfig::default())
+    }
+
+    #[test]
+    fn an_instance_waits_for_every_partition() {
+        let now = Instant::now();
+        let mut m = merge(3, Duration::from_secs(60));
+        m.partial(partial(0, "1h", 100, 2), 0, 0, now);
+        m.partial(partial(1, "1h", 100, 3), 0, 1, now);
+        assert!(m.ready(now).is_empty(), "partition 2 has not reported");
+        // Partition 2 has nothing for it: its progress past the end says so.
+        m.progress(progress(2, 100, vec![]));
+        let ready = m.ready(now);
+        assert_eq!(ready.len(), 1);
+        assert!(ready[0].complete);
+        assert_eq!(ready[0].snapshots.len(), 1);
+        assert_eq!(ready[0].snapshots[0].kpis.active_users, 5);
+        assert_eq!(ready[0].snapshots[0].complete, Some(true));
+        assert_eq!(m.pending(), 0);
+    }
+
+    #[test]
+    fn repeats_count_once_and_published_instances_are_not_published_again() {
+        let now = Instant::now();
+        let mut m = merge(2, Duration::from_secs(60));
+        let mut p = partial(0, "1h", 100, 2);
+        p.segments[0].1.merge(&Parts::default());
+        m.partial(p.clone(), 0, 0, now);
+        m.partial(p.clone(), 0, 5, now); // a rebalance's repeat
+        m.progress(progress(1, 100, vec![]));
+        let ready = m.ready(now);
+        assert_eq!(ready.len(), 1);
+        m.partial(p, 0, 9, now);
+        assert!(m.ready(now).is_empty());
+        assert_eq!(m.pending(), 0);
+    }
+
+    #[test]
+    fn overdue_instances_go_out_incomplete_in_order() {
+        let start = Instant::now();
+        let mut m = merge(2, Duration::from_secs(5));
+        m.partial(partial(0, "1h", 100, 1), 0, 0, start);
+        m.partial(partial(0, "1h", 200, 1), 0, 1, start);
+        assert!(m.ready(start + Duration::from_secs(1)).is_empty());
+        let ready = m.ready(start + Duration::from_secs(6));
+        let ends: Vec<(Millis, bool)> = ready.iter().map(|r| (r.end, r.complete)).collect();
+        assert_eq!(ends, vec![(100, false), (200, false)]);
+        // Partition 1's partial arrives late: counted, not published.
+        m.partial(partial(1, "1h", 100, 1), 0, 2, start);
+        assert_eq!(m.late_partials, 1);
+        assert!(m.ready(start + Duration::from_secs(7)).is_empty());
+    }
+
+    #[test]
+    fn a_later_partial_of_the_same_window_reports_the_earlier_instance() {
+        // Partition 1 skipped instance 100 (nothing there) and sent 200: 100 is complete.
+        let now = Instant::now();
+        let mut m = merge(2, Duration::from_secs(60));
+        m.partial(partial(0, "1h", 100, 1), 0, 0, now);
+        m.partial(partial(1, "1h", 200, 1), 0, 1, now);
+        let ready = m.ready(now);
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].end, 100);
+        assert!(ready[0].complete);
+    }
+
+    #[test]
+    fn unkeyed_input_shows_in_the_samples() {
+        let mut m = merge(2, Duration::from_secs(60));
+        m.progress(progress(0, 1, vec![1, 2, 3]));
+        m.progress(progress(1, 1, vec![4, 5]));
+        assert_eq!(m.unkeyed_users(), 0);
+        m.progress(progress(1, 2, vec![2, 3, 4]));
+        assert_eq!(m.unkeyed_users(), 2);
+    }
+
+    #[test]
+    fn checkpoint_positions_start_at_the_oldest_pending_partial() {
+        let now = Instant::now();
+        let mut m = merge(2, Duration::from_secs(60));
+        m.partial(partial(0, "1h", 100, 1), 0, 7, now);
+        let positions = HashMap::from([(0, 20), (1, 4)]);
+        let state = m.state(&positions);
+        assert_eq!(state.positions, vec![(0, 7), (1, 4)]);
+        let bytes = encode_state(&state);
+        assert_eq!(decode_state(&bytes), Ok(state));
+        assert!(decode_state(b"EGMC\x09\x00").is_err());
+    }
+}
