@@ -417,6 +417,7 @@ struct Leading {
     checkpoint_every: Duration,
     last_inputs: Instant,
     input_topics: Vec<String>,
+    warned_unkeyed: bool,
 }
 
 impl Leading {
@@ -507,6 +508,7 @@ impl Leading {
             } as u64),
             last_inputs: Instant::now(),
             input_topics: config.kafka.input_topics.clone(),
+            warned_unkeyed: false,
         })
     }
 
@@ -568,7 +570,17 @@ impl Leading {
             self.dirty = true;
         }
         telemetry.scale_out.set_pending(self.merge.pending());
-        telemetry.scale_out.set_unkeyed_users(self.merge.unkeyed_users());
+        let unkeyed = self.merge.unkeyed_users();
+        telemetry.scale_out.set_unkeyed_users(unkeyed);
+        if unkeyed > 0 && !self.warned_unkeyed {
+            self.warned_unkeyed = true;
+            eprintln!(
+                "engauge: WARNING: the input is not keyed by user_id: {unkeyed} sampled user(s) \
+                 appear on more than one partition. Merged distinct-user KPIs (active users, \
+                 feature users, lifecycle) count such users once per partition and sessions \
+                 split across partitions. Produce events with the user id as the message key."
+            );
+        }
         self.outbox.poll(Duration::ZERO);
         if self.dirty && now.duration_since(self.last_checkpoint) >= self.checkpoint_every {
             self.checkpoint(election, telemetry)?;

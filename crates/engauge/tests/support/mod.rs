@@ -490,6 +490,13 @@ pub fn config_toml(config: &Config) -> String {
     for (key, value) in &k.producer {
         let _ = writeln!(t, "\"{key}\" = \"{value}\"");
     }
+    if let Some(so) = &config.scale_out {
+        let _ = writeln!(
+            t,
+            "[scale_out]\nenabled = true\npartials_topic = \"{}\"\ncoordination_topic = \"{}\"\ncompleteness_timeout = \"{}ms\"",
+            so.partials_topic, so.coordination_topic, so.completeness_timeout
+        );
+    }
     t
 }
 

@@ -1,0 +1,243 @@
+//! Scale-out on a real broker (tansu): 1, 2 and 3 instances in one group, a merger killed
+//! mid-run, instances joining and leaving every few seconds, and input not keyed by user. The
+//! merged snapshots must equal `engauge replay` of the same events (one engine, one process):
+//! so they are identical however many instances ran.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use engauge::config::{Config, ScaleOut};
+use engauge_codec::SnapshotRecord;
+use engauge_gen::GenConfig;
+use support::{
+    DEAD_LETTERS, INPUT, Instances, Proc, Running, Tansu, assert_same, deps, free_port, http_get,
+    last_by_instance, produce, read_topic, reference, wait_until,
+};
+
+const EVENTS: u64 = 30_000;
+const PARTITIONS: u32 = 4;
+
+/// Topics of run `name`: its own snapshot, partials and coordination topics.
+fn topics(name: &str) -> [(String, u32); 3] {
+    [
+        (format!("snapshots-{name}"), 1),
+        (format!("partials-{name}"), 2),
+        (format!("merger-{name}"), 1),
+    ]
+}
+
+fn scale_out_config(bootstrap: &str, name: &str) -> Config {
+    let mut config = support::config(bootstrap, &format!("group-{name}"));
+    let [(snapshots, _), (partials, _), (merger, _)] = topics(name);
+    config.kafka.snapshot_topic = snapshots;
+    config.engine.partials = true;
+    config.scale_out = Some(ScaleOut {
+        partials_topic: partials,
+        coordination_topic: merger,
+        // Generous: a missing partial shows as a mismatch ("complete": false), not a hang.
+        completeness_timeout: 60_000,
+    });
+    config
+}
+
+fn start_tansu(runs: &[&str], input: &[(&str, u32)]) -> Tansu {
+    let mut all: Vec<(String, u32)> = input.iter().map(|(t, n)| ((*t).to_owned(), *n)).collect();
+    all.push((DEAD_LETTERS.to_owned(), 1));
+    for run in runs {
+        all.extend(topics(run));
+    }
+    let refs: Vec<(&str, u32)> = all.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    Tansu::start(&deps(), &refs)
+}
+
+fn history() -> GenConfig {
+    support::history(EVENTS, 40, 0x5ca1e)
+}
+
+/// The merged snapshots on `topic` (the latest of each instance: at least once may repeat
+/// one, always with the same value), each of which must say it is complete.
+fn merged(bootstrap: &str, topic: &str, last_end: i64) -> Instances {
+    let records = read_topic(bootstrap, topic, Duration::from_secs(2));
+    let (all, _repeated) = last_by_instance(records.into_iter().map(|r| r.payload));
+    all.into_iter()
+        .filter(|(k, _)| k.1 <= last_end)
+        .map(|(k, mut r): (_, SnapshotRecord)| {
+            assert_eq!(r.complete, Some(true), "{k:?} published incomplete");
+            r.complete = None;
+            (k, r)
+        })
+        .collect()
+}
+
+/// Waits until `topic` holds every expected instance, then compares.
+fn wait_and_compare(bootstrap: &str, topic: &str, expected: &Instances, last_end: i64) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let got = merged(bootstrap, topic, last_end);
+        if got.len() >= expected.len() || Instant::now() > deadline {
+            assert_same(&got, expected);
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn one_two_and_three_instances_publish_the_replay() {
+    let _guard = support::exclusive();
+    let runs = ["one", "two", "three"];
+    let tansu = start_tansu(&runs, &[(INPUT, PARTITIONS)]);
+    let cfg = history();
+    let base = scale_out_config(&tansu.bootstrap, "one");
+    let (expected, _rejected, last_end) = reference(&base, &cfg);
+    assert_eq!(produce(&tansu.bootstrap, &cfg), EVENTS);
+    for (n, run) in runs.iter().enumerate() {
+        let config = scale_out_config(&tansu.bootstrap, run);
+        let topic = config.kafka.snapshot_topic.clone();
+        let instances: Vec<Running> = (0..=n).map(|_| Running::start(config.clone())).collect();
+        wait_and_compare(&tansu.bootstrap, &topic, &expected, last_end);
+        // Exactly one of them merges; every one publishes partials of its own partitions.
+        let leaders: f64 = instances
+            .iter()
+            .map(|r| support::metric(&r.telemetry, "engauge_merger_leader "))
+            .sum();
+        assert_eq!(leaders, 1.0, "{} instance(s): one merger", n + 1);
+        for r in &instances {
+            assert!(support::metric(&r.telemetry, "engauge_partials_published_total ") > 0.0);
+            assert_eq!(
+                support::metric(&r.telemetry, "engauge_merger_unkeyed_users "),
+                0.0,
+                "input keyed by user is not reported as unkeyed"
+            );
+        }
+        for r in instances {
+            r.stop();
+        }
+    }
+}
+
+/// Instances join and leave every few seconds while the run goes on.
+#[test]
+fn rebalance_churn_changes_nothing() {
+    let _guard = support::exclusive();
+    let tansu = start_tansu(&["churn"], &[(INPUT, PARTITIONS)]);
+    let cfg = history();
+    let config = scale_out_config(&tansu.bootstrap, "churn");
+    let (expected, _rejected, last_end) = reference(&config, &cfg);
+    assert_eq!(produce(&tansu.bootstrap, &cfg), EVENTS);
+    let topic = config.kafka.snapshot_topic.clone();
+    let mut running: Vec<Running> = vec![Running::start(config.clone())];
+    // Join, join, leave (the first, possibly the merger), join, leave.
+    for step in 0..5 {
+        std::thread::sleep(Duration::from_secs(3));
+        if step == 2 || step == 4 {
+            running.remove(0).stop();
+        } else {
+            running.push(Running::start(config.clone()));
+        }
+    }
+    wait_and_compare(&tansu.bootstrap, &topic, &expected, last_end);
+    for r in running {
+        r.stop();
+    }
+}
+
+/// `engauge run` processes; the merger is SIGKILLed mid-run and another takes over.
+#[test]
+fn killing_the_merger_hands_over() {
+    let _guard = support::exclusive();
+    let tansu = start_tansu(&["kill"], &[(INPUT, PARTITIONS)]);
+    // More events, so that the kill lands mid-run.
+    let cfg = support::history(200_000, 40, 0xdead);
+    let config = scale_out_config(&tansu.bootstrap, "kill");
+    let (expected, _rejected, last_end) = reference(&config, &cfg);
+    assert_eq!(produce(&tansu.bootstrap, &cfg), 200_000);
+    let tmp = std::env::temp_dir().join(format!("engauge-scale-out-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let file = tmp.join("engauge.toml");
+    std::fs::write(&file, support::config_toml(&config)).expect("config file");
+    let start = |port: u16| {
+        let log = std::fs::File::create(tmp.join(format!("engauge-{port}.log"))).expect("log");
+        Proc(
+            Command::new(env!("CARGO_BIN_EXE_engauge"))
+                .args(["run", "--config"])
+                .arg(&file)
+                .env("ENGAUGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("engauge starts"),
+        )
+    };
+    let leader = |port: u16| {
+        http_get(port, "/metrics").is_some_and(|(_, body)| {
+            body.lines().any(|l| l == "engauge_merger_leader 1")
+        })
+    };
+    let ports = [free_port(), free_port()];
+    let mut procs: Vec<Option<Proc>> = ports.iter().map(|&p| Some(start(p))).collect();
+    let mut merger = None;
+    wait_until("a merger to be elected", Duration::from_secs(60), || {
+        merger = ports.iter().position(|&p| leader(p));
+        merger.is_some()
+    });
+    let merger = merger.expect("elected");
+    // Wait for the first merged snapshots, then kill the merger.
+    let topic = config.kafka.snapshot_topic.clone();
+    wait_until("merged snapshots", Duration::from_secs(120), || {
+        !read_topic(&tansu.bootstrap, &topic, Duration::from_millis(500)).is_empty()
+    });
+    let before = merged(&tansu.bootstrap, &topic, last_end).len();
+    if let Some(mut p) = procs[merger].take() {
+        p.0.kill().expect("SIGKILL");
+        let _ = p.0.wait();
+    }
+    assert!(
+        before < expected.len(),
+        "the kill must land mid-run ({before} of {} instances were out)",
+        expected.len()
+    );
+    let survivor = ports[1 - merger];
+    wait_until("the other instance to take over", Duration::from_secs(90), || {
+        leader(survivor)
+    });
+    wait_and_compare(&tansu.bootstrap, &topic, &expected, last_end);
+    drop(procs);
+}
+
+/// Input spread over partitions without the user id as key: exact distinct counts would be
+/// overcounted; the merger reports it (metric and log) and still publishes.
+#[test]
+fn unkeyed_input_is_detected_and_reported() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let _guard = support::exclusive();
+    let tansu = start_tansu(&["unkeyed"], &[("unkeyed-events", PARTITIONS)]);
+    let mut lines = Vec::new();
+    engauge_gen::write_ndjson(support::history(5_000, 10, 7), &mut lines).expect("generate");
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &tansu.bootstrap)
+        .create()
+        .expect("producer");
+    for (i, line) in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+        // Round robin: every user's events land on every partition.
+        let record = BaseRecord::<(), [u8]>::to("unkeyed-events")
+            .payload(line)
+            .partition((i % PARTITIONS as usize) as i32);
+        producer.send(record).expect("queued");
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushed");
+    let mut config = scale_out_config(&tansu.bootstrap, "unkeyed");
+    config.kafka.input_topics = vec!["unkeyed-events".into()];
+    let running = Running::start(config);
+    running.wait_for("the unkeyed input report", Duration::from_secs(120), |t| {
+        let text = engauge_metrics::render(&t.registry).expect("render");
+        text.lines()
+            .find_map(|l| l.strip_prefix("engauge_merger_unkeyed_users "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|v| v > 0.0)
+    });
+    running.stop();
+}
