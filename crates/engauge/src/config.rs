@@ -767,6 +767,32 @@ mod tests {
         assert_eq!(example.http_listen, defaults.http_listen);
         assert_eq!(example.guarantee, defaults.guarantee);
         assert_eq!(example.checkpoint_interval, defaults.checkpoint_interval);
+        assert_eq!(example.scale_out, defaults.scale_out);
+    }
+
+    #[test]
+    fn scale_out_parses_and_refuses_sketch_windows() {
+        let table: toml::Table = toml::from_str(
+            "[scale_out]\nenabled = true\ncoordination_topic = \"m\"\ncompleteness_timeout = \"5s\"",
+        )
+        .expect("toml");
+        let config = Config::from_table(table).expect("valid");
+        assert!(config.engine.partials);
+        assert_eq!(
+            config.scale_out,
+            Some(ScaleOut {
+                partials_topic: "engauge.partials".into(),
+                coordination_topic: "m".into(),
+                completeness_timeout: 5_000,
+            })
+        );
+        assert!(!Config::default().engine.partials);
+        let table: toml::Table =
+            toml::from_str("distinct = \"sketch\"\n[scale_out]\nenabled = true").expect("toml");
+        let err = Config::from_table(table)
+            .expect_err("sketch windows cannot merge")
+            .to_string();
+        assert!(err.contains("scale_out.enabled"), "{err}");
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub struct Merged {
     pub window: String,
     pub end: Millis,
     pub complete: bool,
+    /// Input partitions whose partial was not in (when incomplete).
+    pub missing: Vec<Part>,
 }
 
 impl Merge {
@@ -247,14 +249,15 @@ impl Merge {
             let p = self.pending.remove(&key).expect("listed");
             let (window, end) = key;
             let complete = self.is_complete(&window, end, &p);
+            let missing: Vec<Part> = self
+                .inputs
+                .iter()
+                .filter(|part| !self.has_reported(part, &window, end, &p))
+                .cloned()
+                .collect();
             if !complete {
-                let missing: Vec<Part> = self
-                    .inputs
-                    .iter()
-                    .filter(|part| !self.has_reported(part, &window, end, &p))
-                    .cloned()
-                    .collect();
-                self.incomplete.insert((window.clone(), end), missing);
+                self.incomplete
+                    .insert((window.clone(), end), missing.clone());
                 while self.incomplete.len() > 1000 {
                     self.incomplete.pop_first();
                 }
@@ -287,6 +290,7 @@ impl Merge {
                 window,
                 end,
                 complete,
+                missing,
             });
         }
         out
@@ -312,11 +316,8 @@ impl Merge {
             .map(|(p, w)| (p.clone(), *w))
             .collect();
         watermarks.sort_unstable();
-        let mut reported: Vec<((Part, String), Millis)> = self
-            .reported
-            .iter()
-            .map(|(k, e)| (k.clone(), *e))
-            .collect();
+        let mut reported: Vec<((Part, String), Millis)> =
+            self.reported.iter().map(|(k, e)| (k.clone(), *e)).collect();
         reported.sort_unstable();
         MergerState {
             positions,
@@ -346,7 +347,9 @@ pub fn run(config: &Config, shutdown: &AtomicBool, telemetry: &Telemetry) -> any
         for rebalance in election.take_rebalances() {
             match rebalance {
                 Rebalance::Assigned(parts)
-                    if parts.iter().any(|(t, _)| *t == scale.coordination_topic) =>
+                    if parts
+                        .iter()
+                        .any(|(t, p)| *t == scale.coordination_topic && *p == 0) =>
                 {
                     match Leading::start(config, scale, &election, &election_settings) {
                         Ok(l) => {
@@ -481,7 +484,11 @@ impl Leading {
         let from: Vec<(i32, Option<i64>)> = partitions
             .iter()
             .map(|&p| {
-                let at = state.positions.iter().find(|(q, _)| *q == p).map(|(_, o)| *o);
+                let at = state
+                    .positions
+                    .iter()
+                    .find(|(q, _)| *q == p)
+                    .map(|(_, o)| *o);
                 (p, at)
             })
             .collect();
@@ -561,9 +568,10 @@ impl Leading {
             if !merged.complete {
                 eprintln!(
                     "engauge: window {} instance ending {} published incomplete after the \
-                     completeness timeout",
+                     completeness timeout (no partial from {:?})",
                     merged.window,
-                    engauge_core::time::format_rfc3339(merged.end)
+                    engauge_core::time::format_rfc3339(merged.end),
+                    merged.missing
                 );
             }
             telemetry.window_closed(&merged.window, &merged.snapshots, merged.end);

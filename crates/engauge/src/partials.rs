@@ -93,11 +93,9 @@ pub fn key(topic: &str, partition: i32) -> Vec<u8> {
 
 /// A stable 64-bit hash of a user id (FNV-1a with a final mix), the same in every process.
 pub fn user_hash(user: &str) -> u64 {
-    let mut h = user
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let mut h = user.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     // splitmix64 finaliser: FNV's low bits are weak for short keys.
     h ^= h >> 30;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -168,7 +168,10 @@ impl Assignment {
 
     /// The least watermark of the shards (the one shown as the pipeline's).
     fn watermark(&self) -> Option<Millis> {
-        self.shards.iter().filter_map(|s| s.engine.watermark()).min()
+        self.shards
+            .iter()
+            .filter_map(|s| s.engine.watermark())
+            .min()
     }
 
     /// The engines' statistics, added up.
@@ -537,7 +540,8 @@ impl Pipeline<'_> {
             .map(|c| c.as_ref().map(|c| c.point))
             .collect();
         // Exactly-once: the state saved with the committed offsets, when there is one.
-        let restored = if self.exactly_once && !parts.is_empty() && self.config.scale_out.is_none() {
+        let restored = if self.exactly_once && !parts.is_empty() && self.config.scale_out.is_none()
+        {
             self.restore_state(&parts, &checkpoints)
         } else {
             None
@@ -572,7 +576,10 @@ impl Pipeline<'_> {
         }
         let now = now_millis();
         let new_tracker = || {
-            WatermarkTracker::new(self.config.engine.allowed_lateness, self.config.idle_timeout)
+            WatermarkTracker::new(
+                self.config.engine.allowed_lateness,
+                self.config.idle_timeout,
+            )
         };
         let mut partitions = Vec::with_capacity(parts.len());
         let (engine, saved_parts) = match restored {
@@ -587,7 +594,11 @@ impl Pipeline<'_> {
             let mut shards = Vec::with_capacity(parts.len());
             for point in &points {
                 let engine = Engine::new(self.config.engine.clone())?;
-                shards.push(Shard::new(engine, new_tracker(), point.and_then(|p| p.published)));
+                shards.push(Shard::new(
+                    engine,
+                    new_tracker(),
+                    point.and_then(|p| p.published),
+                ));
             }
             shards
         } else {
@@ -1057,7 +1068,8 @@ impl Pipeline<'_> {
             }
             if let Some(outbox) = self.outbox.as_mut() {
                 if let Some(scale) = &self.config.scale_out {
-                    if let Some((part, _)) = assignment.partitions.iter().find(|(_, s)| s.shard == si)
+                    if let Some((part, _)) =
+                        assignment.partitions.iter().find(|(_, s)| s.shard == si)
                     {
                         publish_partials(
                             outbox,
@@ -1327,7 +1339,10 @@ fn publish_partials(
     let Some(wm) = shard.engine.watermark() else {
         return;
     };
-    let due = sent || shard.reported_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+    let due = sent
+        || shard
+            .reported_at
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
     if shard.reported.is_none_or(|r| wm > r) && due {
         record.payload.clear();
         let progress = partials::Progress {

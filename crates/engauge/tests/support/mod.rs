@@ -69,6 +69,11 @@ impl Cluster {
     }
 
     pub fn with_brokers(brokers: i32, partitions: i32) -> Cluster {
+        Cluster::with_topics(brokers, partitions, Vec::new())
+    }
+
+    /// A cluster with the standard topics and `extra` ones (name, partitions).
+    pub fn with_topics(brokers: i32, partitions: i32, extra: Vec<(String, i32)>) -> Cluster {
         let (boot_tx, boot_rx) = mpsc::channel();
         let (cmd_tx, cmd_rx) = mpsc::channel::<(Command, mpsc::Sender<()>)>();
         let thread = thread::spawn(move || {
@@ -78,6 +83,9 @@ impl Cluster {
             cluster.create_topic(DEAD_LETTERS, 1, 1).expect("topic");
             cluster.create_topic(CHECKPOINTS, 1, 1).expect("topic");
             cluster.create_topic(STATE, 1, 1).expect("topic");
+            for (topic, n) in &extra {
+                cluster.create_topic(topic, *n, 1).expect("topic");
+            }
             boot_tx.send(cluster.bootstrap_servers()).expect("send");
             while let Ok((command, done)) = cmd_rx.recv() {
                 match command {
