@@ -8,7 +8,7 @@
 
 use crate::kpi::{self, DurationStats, Kpis, SurveyCounts};
 use crate::pane::{Agg, WindowSeg};
-use crate::quantile::DenseHistogram;
+use crate::quantile::SparseHistogram;
 use crate::{ClvConfig, FeatureKpis};
 
 /// Lifecycle counts of one (instance, segment): retained, churned and new users.
@@ -23,7 +23,8 @@ pub struct LifecycleCounts {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Parts {
     pub(crate) agg: Agg,
-    pub(crate) durations: DenseHistogram,
+    /// Non-zero buckets only: a partial holds few sessions.
+    pub(crate) durations: SparseHistogram,
     /// Distinct users: active, with a purchase, who cancelled.
     pub active: u64,
     pub paying: u64,
@@ -49,7 +50,7 @@ impl Parts {
     /// Whether the parts add nothing to a merge (no events and no users in either period).
     pub fn is_empty(&self) -> bool {
         self.agg == Agg::default()
-            && self.durations.is_empty()
+            && self.durations.iter().all(|(_, c)| c == 0)
             && self.active == 0
             && self.paying == 0
             && self.cancelled == 0
@@ -64,7 +65,7 @@ impl Parts {
     /// Adds `other` in.
     pub fn merge(&mut self, other: &Parts) {
         self.agg.merge(&other.agg, 1);
-        self.durations.merge_dense(&other.durations);
+        self.durations.merge(&other.durations);
         self.active += other.active;
         self.paying += other.paying;
         self.cancelled += other.cancelled;
@@ -80,7 +81,20 @@ impl Parts {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),
         };
-        if !other.features.is_empty() {
+        // Usually every feature of `other` is here already: add in place, allocating nothing.
+        let mut at = Vec::with_capacity(other.features.len());
+        let all_here = other.features.iter().all(|(name, _)| {
+            let found = self
+                .features
+                .binary_search_by(|(mine, _)| mine.as_str().cmp(name));
+            at.extend(found.ok());
+            found.is_ok()
+        });
+        if all_here {
+            for (i, (_, users)) in at.into_iter().zip(&other.features) {
+                self.features[i].1 += users;
+            }
+        } else {
             let mine = std::mem::take(&mut self.features);
             self.features = merge_sorted(mine, &other.features);
         }
@@ -194,6 +208,7 @@ impl Parts {
     /// Parts with `events` events of which `active` distinct users (for tests of merging).
     #[doc(hidden)]
     pub fn with_events(events: u64, active: u64) -> Parts {
+        debug_assert!(events >= active, "every active user has an event");
         let mut parts = Parts {
             active,
             ..Parts::default()
@@ -205,7 +220,7 @@ impl Parts {
     pub(crate) fn of_running(r: &WindowSeg) -> Parts {
         Parts {
             agg: r.agg.clone(),
-            durations: r.durations.clone(),
+            durations: SparseHistogram::from_sorted(r.durations.nonzero()),
             ..Parts::default()
         }
     }
@@ -249,6 +264,33 @@ mod tests {
                 ("b".to_owned(), 5),
                 ("c".to_owned(), 5)
             ]
+        );
+    }
+
+    #[test]
+    fn parts_round_trip_with_sparse_durations() {
+        use crate::pane::Contribution;
+        let mut running = WindowSeg::default();
+        for ms in [0, 1_500, 1_500, 90_000, 86_400_000] {
+            running.apply(Contribution::Session { duration_ms: ms });
+        }
+        let parts = Parts {
+            active: 3,
+            features: vec![("export".into(), 2)],
+            ..Parts::of_running(&running)
+        };
+        let bytes = bincode::serialize(&parts).expect("serializes");
+        // Five sessions in four buckets, not a dense vector of every bucket up to a day.
+        assert!(bytes.len() < 300, "{} bytes", bytes.len());
+        let back: Parts = bincode::deserialize(&bytes).expect("deserializes");
+        assert_eq!(
+            back.kpis(&ClvConfig::default()),
+            parts.kpis(&ClvConfig::default())
+        );
+        assert_eq!(back.durations, parts.durations);
+        assert_eq!(
+            back.durations.quantiles([0.5, 0.9, 0.99]),
+            running.durations.quantiles([0.5, 0.9, 0.99])
         );
     }
 

@@ -56,6 +56,55 @@ impl SparseHistogram {
     pub fn clear(&mut self) {
         self.buckets.clear();
     }
+
+    /// From `(bucket, count)` pairs in ascending bucket order.
+    pub fn from_sorted(pairs: impl Iterator<Item = (u16, i64)>) -> SparseHistogram {
+        SparseHistogram {
+            buckets: pairs.collect(),
+        }
+    }
+
+    /// Adds every bucket of `other` (one pass over both sorted lists).
+    pub fn merge(&mut self, other: &SparseHistogram) {
+        let mine = std::mem::take(&mut self.buckets);
+        let mut out = Vec::with_capacity(mine.len() + other.buckets.len());
+        let (mut a, mut b) = (mine.into_iter().peekable(), other.buckets.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    let (bucket, n) = a.next().expect("peeked");
+                    (bucket, n + b.next().expect("peeked").1)
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => a.next().expect("peeked"),
+                (Some(_), Some(_)) | (None, Some(_)) => *b.next().expect("peeked"),
+                (Some(_), None) => a.next().expect("peeked"),
+                (None, None) => break,
+            };
+            out.push(next);
+        }
+        self.buckets = out;
+    }
+
+    /// Nearest-rank quantiles, exactly as [`DenseHistogram::quantiles`] gives them for the same
+    /// counts. `None` when empty.
+    pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> Option<[f64; N]> {
+        let total: i64 = self.buckets.iter().map(|&(_, c)| c).sum();
+        if total <= 0 {
+            return None;
+        }
+        let mut out = [0.0; N];
+        let (mut i, mut seen) = (0, 0);
+        for (slot, q) in out.iter_mut().zip(qs) {
+            let rank = ((q * total as f64).ceil() as i64).clamp(1, total);
+            while i < self.buckets.len() && seen + self.buckets[i].1 < rank {
+                seen += self.buckets[i].1;
+                i += 1;
+            }
+            let bucket = self.buckets.get(i).map_or(0, |&(b, _)| b);
+            *slot = bucket_value(bucket);
+        }
+        Some(out)
+    }
 }
 
 /// Buckets per block of [`DenseHistogram`]'s block sums.
@@ -82,18 +131,18 @@ impl DenseHistogram {
         self.total += count;
     }
 
-    /// Adds every bucket of `other`.
-    pub fn merge_dense(&mut self, other: &DenseHistogram) {
-        for (bucket, &count) in other.counts.iter().enumerate() {
-            if count != 0 {
-                self.add(bucket as u16, count);
-            }
-        }
-    }
-
-    /// Whether every bucket is zero.
-    pub fn is_empty(&self) -> bool {
-        self.counts.iter().all(|&c| c == 0)
+    /// The non-zero buckets with their counts, ascending. Whole empty blocks are skipped.
+    pub fn nonzero(&self) -> impl Iterator<Item = (u16, i64)> + '_ {
+        self.blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, sum)| **sum != 0)
+            .flat_map(move |(b, _)| {
+                let from = b * BLOCK;
+                let to = (from + BLOCK).min(self.counts.len());
+                (from..to).map(move |i| (i as u16, self.counts[i]))
+            })
+            .filter(|&(_, count)| count != 0)
     }
 
     /// Adds `sign ×` every bucket of `other`.

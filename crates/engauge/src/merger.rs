@@ -99,7 +99,8 @@ pub struct Merge {
     pending: BTreeMap<(String, Millis), Pending>,
     done: HashMap<String, Millis>,
     watermarks: HashMap<Part, Millis>,
-    reported: HashMap<(Part, String), Millis>,
+    /// Per input partition, per window: the greatest end it sent a partial for.
+    reported: HashMap<Part, HashMap<String, Millis>>,
     samples: HashMap<Part, Vec<u64>>,
     /// Instances published incomplete, with the partitions they missed (bounded).
     incomplete: BTreeMap<(String, Millis), Vec<Part>>,
@@ -136,7 +137,13 @@ impl Merge {
     fn restore(&mut self, state: &MergerState) {
         self.done = state.done.iter().cloned().collect();
         self.watermarks = state.watermarks.iter().cloned().collect();
-        self.reported = state.reported.iter().cloned().collect();
+        self.reported.clear();
+        for ((part, window), end) in &state.reported {
+            self.reported
+                .entry(part.clone())
+                .or_default()
+                .insert(window.clone(), *end);
+        }
     }
 
     /// The input partitions changed (partitions added to a topic).
@@ -147,11 +154,13 @@ impl Merge {
     /// A partial read at `offset` of partials partition `pp`.
     pub fn partial(&mut self, p: InstancePartial, pp: i32, offset: i64, now: Instant) {
         let part = (p.topic, p.partition);
-        let reported = self
-            .reported
-            .entry((part.clone(), p.window.clone()))
-            .or_insert(p.end);
-        *reported = (*reported).max(p.end);
+        let windows = self.reported.entry(part.clone()).or_default();
+        match windows.get_mut(&p.window) {
+            Some(r) => *r = (*r).max(p.end),
+            None => {
+                windows.insert(p.window.clone(), p.end);
+            }
+        }
         if self.done.get(&p.window).is_some_and(|&d| p.end <= d) {
             // Published already: a re-read, a rebuild's repeat, or late for an incomplete one.
             if let Some(missing) = self.incomplete.get_mut(&(p.window.clone(), p.end))
@@ -213,7 +222,8 @@ impl Merge {
             || self.watermarks.get(part).is_some_and(|&wm| wm >= end)
             || self
                 .reported
-                .get(&(part.clone(), window.to_owned()))
+                .get(part)
+                .and_then(|w| w.get(window))
                 .is_some_and(|&r| r > end)
     }
 
@@ -229,14 +239,39 @@ impl Merge {
 
     /// Instances that are complete, or overdue, in order per window.
     pub fn ready(&mut self, now: Instant) -> Vec<Merged> {
-        // Per window, the latest instance that may go: everything before it goes too.
+        // Per window, the latest instance that may go: everything before it goes too. An
+        // instance is complete only if every earlier one of its window is (each partition
+        // reports a window's instances in order), so each window's walk stops at the first
+        // instance that is neither complete nor overdue.
         let mut through: HashMap<String, Millis> = HashMap::new();
-        for ((window, end), p) in &self.pending {
-            if self.is_complete(window, *end, p)
-                || now.saturating_duration_since(p.first_seen) >= self.timeout
-            {
-                through.insert(window.clone(), *end);
+        let mut next = self.pending.keys().next().map(|(w, _)| w.clone());
+        while let Some(window) = next.take() {
+            let mut last = None;
+            for ((w, end), p) in self.pending.range((window.clone(), Millis::MIN)..) {
+                if *w != window {
+                    next = Some(w.clone());
+                    break;
+                }
+                if !(self.is_complete(&window, *end, p)
+                    || now.saturating_duration_since(p.first_seen) >= self.timeout)
+                {
+                    // Skip the rest of this window.
+                    next = self
+                        .pending
+                        .range((window.clone(), Millis::MAX)..)
+                        .map(|((w, _), _)| w)
+                        .find(|w| **w != window)
+                        .cloned();
+                    break;
+                }
+                last = Some(*end);
             }
+            if let Some(end) = last {
+                through.insert(window, end);
+            }
+        }
+        if through.is_empty() {
+            return Vec::new();
         }
         let mut out = Vec::new();
         let keys: Vec<(String, Millis)> = self
@@ -316,8 +351,15 @@ impl Merge {
             .map(|(p, w)| (p.clone(), *w))
             .collect();
         watermarks.sort_unstable();
-        let mut reported: Vec<((Part, String), Millis)> =
-            self.reported.iter().map(|(k, e)| (k.clone(), *e)).collect();
+        let mut reported: Vec<((Part, String), Millis)> = self
+            .reported
+            .iter()
+            .flat_map(|(part, windows)| {
+                windows
+                    .iter()
+                    .map(move |(w, e)| ((part.clone(), w.clone()), *e))
+            })
+            .collect();
         reported.sort_unstable();
         MergerState {
             positions,
@@ -522,6 +564,7 @@ impl Leading {
     /// Reads what arrived, publishes what is ready, checkpoints when due.
     fn step(&mut self, election: &Source, telemetry: &Telemetry) -> anyhow::Result<()> {
         let now = Instant::now();
+        let mut progressed = false;
         for _ in 0..10_000 {
             let Some(m) = self.reader.poll(Duration::from_millis(10)) else {
                 break;
@@ -533,7 +576,10 @@ impl Leading {
                     self.dirty = true;
                     match partials::decode(m.payload().unwrap_or(&[])) {
                         Ok(Record::Instance(p)) => self.merge.partial(p, pp, offset, now),
-                        Ok(Record::Progress(p)) => self.merge.progress(p),
+                        Ok(Record::Progress(p)) => {
+                            progressed = true;
+                            self.merge.progress(p);
+                        }
                         Err(e) => eprintln!("engauge: partial at {pp}/{offset} ignored: {e}"),
                     }
                 }
@@ -578,8 +624,14 @@ impl Leading {
             self.dirty = true;
         }
         telemetry.scale_out.set_pending(self.merge.pending());
-        let unkeyed = self.merge.unkeyed_users();
-        telemetry.scale_out.set_unkeyed_users(unkeyed);
+        let unkeyed = if progressed {
+            self.merge.unkeyed_users()
+        } else {
+            0
+        };
+        if progressed {
+            telemetry.scale_out.set_unkeyed_users(unkeyed);
+        }
         if unkeyed > 0 && !self.warned_unkeyed {
             self.warned_unkeyed = true;
             eprintln!(
