@@ -132,7 +132,7 @@ impl TopicReader {
     }
 
     /// The payload of the record at `offset` of `partition` (`None` if it is not there any
-    /// more, or is not readable before `timeout`).
+    /// more); an error if it cannot be read before `timeout`.
     pub fn read_at(
         &self,
         partition: i32,
@@ -151,7 +151,8 @@ impl TopicReader {
                 Ok(Some(Err(KafkaError::PartitionEOF(_)))) => return Ok(None),
                 Ok(Some(Err(e))) => return Err(e),
                 Ok(_) => {}
-                Err(_) => return Ok(None),
+                // Not readable in time: an error, not "gone" (the caller must not start over).
+                Err(e) => return Err(e),
             }
         }
     }

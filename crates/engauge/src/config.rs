@@ -589,6 +589,12 @@ impl Config {
             if raw.scale_out.completeness_timeout.0 <= 0 {
                 bail!("scale_out.completeness_timeout: must be positive");
             }
+            if raw.kafka.input_topics.len() > 1 {
+                bail!(
+                    "scale_out.enabled: one input topic only (a user's events in two topics \
+                     would live in two partitions' engines and count twice)"
+                );
+            }
             let s = &raw.scale_out;
             if s.partials_topic.is_empty() || s.coordination_topic.is_empty() {
                 bail!("scale_out: topic names must not be empty");

@@ -97,7 +97,12 @@ pub struct Merge {
     timeout: Duration,
     clv: engauge_core::ClvConfig,
     pending: BTreeMap<(String, Millis), Pending>,
+    /// Per window, the greatest published end.
     done: HashMap<String, Millis>,
+    /// Per window, the ends published recently (bounded): an instance at or before `done` that
+    /// is not among them was never published (its first partial came after a later instance
+    /// went out incomplete) and is merged late rather than dropped.
+    published: HashMap<String, std::collections::BTreeSet<Millis>>,
     watermarks: HashMap<Part, Millis>,
     /// Per input partition, per window: the greatest end it sent a partial for.
     reported: HashMap<Part, HashMap<String, Millis>>,
@@ -126,6 +131,7 @@ impl Merge {
             clv,
             pending: BTreeMap::new(),
             done: HashMap::new(),
+            published: HashMap::new(),
             watermarks: HashMap::new(),
             reported: HashMap::new(),
             samples: HashMap::new(),
@@ -161,7 +167,7 @@ impl Merge {
                 windows.insert(p.window.clone(), p.end);
             }
         }
-        if self.done.get(&p.window).is_some_and(|&d| p.end <= d) {
+        if self.was_published(&p.window, p.end) {
             // Published already: a re-read, a rebuild's repeat, or late for an incomplete one.
             if let Some(missing) = self.incomplete.get_mut(&(p.window.clone(), p.end))
                 && let Some(i) = missing.iter().position(|m| *m == part)
@@ -196,6 +202,18 @@ impl Merge {
                 .entry(segment)
                 .and_modify(|m| m.merge(&parts))
                 .or_insert(parts);
+        }
+    }
+
+    /// Whether instance (`window`, `end`) went out already. Ends older than what is remembered
+    /// (and every end at or before `done` after a takeover) count as published.
+    fn was_published(&self, window: &str, end: Millis) -> bool {
+        if self.done.get(window).is_none_or(|&d| end > d) {
+            return false;
+        }
+        match self.published.get(window) {
+            Some(recent) => recent.contains(&end) || recent.first().is_none_or(|&f| end < f),
+            None => true,
         }
     }
 
@@ -297,7 +315,13 @@ impl Merge {
                     self.incomplete.pop_first();
                 }
             }
-            self.done.insert(window.clone(), end);
+            let done = self.done.entry(window.clone()).or_insert(end);
+            *done = (*done).max(end);
+            let recent = self.published.entry(window.clone()).or_default();
+            recent.insert(end);
+            while recent.len() > 10_000 {
+                recent.pop_first();
+            }
             let snapshots = p
                 .segments
                 .into_iter()
@@ -384,6 +408,8 @@ pub fn run(config: &Config, shutdown: &AtomicBool, telemetry: &Telemetry) -> any
     let election =
         Source::new(&election_settings).context("cannot create the merger election consumer")?;
     let mut leading: Option<Leading> = None;
+    // After a failed step: take over again once a second, while the group still says so.
+    let mut retake_at: Option<Instant> = None;
     telemetry.scale_out.set_leader(false);
     while !shutdown.load(Ordering::Relaxed) {
         for rebalance in election.take_rebalances() {
@@ -393,6 +419,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool, telemetry: &Telemetry) -> any
                         .iter()
                         .any(|(t, p)| *t == scale.coordination_topic && *p == 0) =>
                 {
+                    retake_at = None;
                     match Leading::start(config, scale, &election, &election_settings) {
                         Ok(l) => {
                             eprintln!("engauge: elected merger of the partials");
@@ -408,11 +435,19 @@ pub fn run(config: &Config, shutdown: &AtomicBool, telemetry: &Telemetry) -> any
                 }
                 Rebalance::Assigned(_) => {}
                 Rebalance::Revoked(_) => {
+                    retake_at = None;
                     if let Some(mut l) = leading.take() {
                         l.step_down(&election, telemetry);
                     }
                 }
             }
+        }
+        // After the rebalances above (a revoke cancels the retake).
+        if leading.is_none() && retake_at.is_some_and(|t| Instant::now() >= t) {
+            retake_at = None;
+            let l = Leading::start(config, scale, &election, &election_settings)?;
+            telemetry.scale_out.set_leader(true);
+            leading = Some(l);
         }
         // Keeps the membership alive; the checkpoint records it fetches are not needed here.
         while let Some(m) = election.poll(Duration::from_millis(if leading.is_some() {
@@ -429,14 +464,11 @@ pub fn run(config: &Config, shutdown: &AtomicBool, telemetry: &Telemetry) -> any
         if let Some(l) = leading.as_mut()
             && let Err(e) = l.step(&election, telemetry)
         {
-            eprintln!("engauge: merger stopped: {e:#}; taking over again");
+            eprintln!("engauge: merger stopped: {e:#}; taking over again unless revoked");
             if let Some(mut l) = leading.take() {
                 l.step_down(&election, telemetry);
             }
-            match Leading::start(config, scale, &election, &election_settings) {
-                Ok(l) => leading = Some(l),
-                Err(e) => return Err(e),
-            }
+            retake_at = Some(Instant::now() + Duration::from_secs(1));
         }
     }
     if let Some(mut l) = leading.take() {
@@ -511,6 +543,9 @@ impl Leading {
             match coord_reader.read_at(0, *offset, Duration::from_secs(30))? {
                 Some(bytes) => match decode_state(&bytes) {
                     Ok(s) => state = s,
+                    Err(e) if exactly_once => {
+                        anyhow::bail!("the merger checkpoint at offset {offset} is unusable: {e}")
+                    }
                     Err(e) => eprintln!("engauge: merger checkpoint ignored ({e}); starting over"),
                 },
                 None => eprintln!(
@@ -807,6 +842,36 @@ mod tests {
         m.partial(partial(1, "1h", 100, 1), 0, 2, start);
         assert_eq!(m.late_partials, 1);
         assert!(m.ready(start + Duration::from_secs(7)).is_empty());
+    }
+
+    #[test]
+    fn an_instance_first_seen_after_a_later_one_went_out_is_still_merged() {
+        // Partition 0 has nothing in instance 100 and sends 200; partition 1 is slow. 200 goes
+        // out incomplete; partition 1's 100 must still be published, not dropped.
+        let start = Instant::now();
+        let mut m = merge(2, Duration::from_secs(5));
+        m.partial(partial(0, "1h", 200, 1), 0, 0, start);
+        let late = start + Duration::from_secs(6);
+        let ready = m.ready(late);
+        assert_eq!(
+            ready
+                .iter()
+                .map(|r| (r.end, r.complete))
+                .collect::<Vec<_>>(),
+            vec![(200, false)]
+        );
+        m.partial(partial(1, "1h", 100, 1), 0, 1, late);
+        let ready = m.ready(late);
+        assert_eq!(
+            ready
+                .iter()
+                .map(|r| (r.end, r.complete))
+                .collect::<Vec<_>>(),
+            vec![(100, true)]
+        );
+        // And a repeat of 200 is not published again.
+        m.partial(partial(1, "1h", 200, 1), 0, 2, late);
+        assert!(m.ready(late).is_empty());
     }
 
     #[test]

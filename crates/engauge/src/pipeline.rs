@@ -133,6 +133,8 @@ impl Shard {
 /// Everything that lives for one assignment (rebuilt on every rebalance).
 struct Assignment {
     shards: Vec<Shard>,
+    /// Scale-out: one shard per partition.
+    per_partition: bool,
     /// Few entries: a vector searched by partition number, then topic, allocates nothing per
     /// message.
     partitions: Vec<((String, i32), PartitionState)>,
@@ -210,16 +212,23 @@ pub fn run(
     if config.scale_out.is_none() {
         return run_pipeline(config, shutdown, telemetry);
     }
-    // Scale-out: the merger election runs beside the pipeline; either failing stops both.
+    // Scale-out: the merger election runs beside the pipeline; either ending (a panic too)
+    // stops both.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     std::thread::scope(|scope| {
         let merger_stop = Arc::clone(&shutdown);
         let merger = scope.spawn(move || {
-            let result = crate::merger::run(config, &merger_stop, telemetry);
-            merger_stop.store(true, Ordering::Relaxed);
-            result
+            let _stop = StopOnDrop(Arc::clone(&merger_stop));
+            crate::merger::run(config, &merger_stop, telemetry)
         });
+        let stop = StopOnDrop(Arc::clone(&shutdown));
         let result = run_pipeline(config, Arc::clone(&shutdown), telemetry);
-        shutdown.store(true, Ordering::Relaxed);
+        drop(stop);
         let merged = merger
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the merger thread panicked")));
@@ -661,6 +670,7 @@ impl Pipeline<'_> {
         );
         self.assignment = Some(Assignment {
             shards,
+            per_partition: scale_out,
             partitions,
             restoring_since: Some(started),
             from_checkpoint: !saved_parts.is_empty(),
@@ -1135,7 +1145,8 @@ impl Pipeline<'_> {
         let Some(lookback) = self
             .assignment
             .as_ref()
-            .map(|a| self.lookback(&a.shards[0].engine))
+            .and_then(|a| a.shards.first())
+            .map(|shard| self.lookback(&shard.engine))
         else {
             return Ok(());
         };
@@ -1369,7 +1380,7 @@ fn save_state(
     partition: i32,
     seq: u64,
 ) -> (Option<StateRef>, Option<String>) {
-    if assignment.shards.len() != 1 {
+    if assignment.per_partition || assignment.shards.len() != 1 {
         return (None, Some("scale-out saves no engine state yet".into()));
     }
     // While re-reading history the engine is behind the committed positions: no state then.

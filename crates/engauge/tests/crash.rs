@@ -9,7 +9,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,46 +17,12 @@ use engauge::pipeline::now_millis;
 use engauge_core::time::DAY;
 use support::{
     CHECKPOINTS, DEAD_LETTERS, INPUT, Proc, SNAPSHOTS, STATE, Tansu, assert_same, deps, free_port,
-    http_get, last_by_instance, produce, reference, root, stop_gracefully, unhex, wait_until,
+    http_get, last_by_instance, produce, read_out, reference, start_reader, stop_gracefully,
+    wait_until,
 };
 
 const EVENTS: u64 = 1_000_000;
 const KILLS: usize = 11;
-
-/// A `read_committed` reader of `topic` for the whole run: `tests/e2e/txn_reader.py`, which
-/// decides visibility from the transaction markers in the log (tansu writes them but does not
-/// list aborted transactions in Fetch responses, so stock clients would show aborted records).
-/// It appends what it reads to `out` until `stop` exists.
-fn start_reader(deps: &Path, bootstrap: &str, topic: &str, out: &Path, stop: &Path) -> Proc {
-    Proc(
-        Command::new(deps.join("venv/bin/python"))
-            .arg(root().join("tests/e2e/txn_reader.py"))
-            .arg(bootstrap)
-            .arg(topic)
-            .arg(out)
-            .arg(stop)
-            .env("TXN_READER_MARKERS", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(out.with_extension("markers")).expect("marker log"))
-            .spawn()
-            .expect("python runs"),
-    )
-}
-
-/// What a reader wrote so far: (value, headers) per record.
-fn read_out(out: &Path) -> Vec<(Vec<u8>, serde_json::Map<String, serde_json::Value>)> {
-    let text = std::fs::read_to_string(out).unwrap_or_default();
-    text.lines()
-        // The last line can be half written.
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| {
-            (
-                unhex(v["value"].as_str().unwrap_or_default()),
-                v["headers"].as_object().cloned().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
 
 #[test]
 fn sigkilled_ten_times_read_committed_sees_every_instance_once() {
