@@ -103,6 +103,9 @@ pub struct Merge {
     /// is not among them was never published (its first partial came after a later instance
     /// went out incomplete) and is merged late rather than dropped.
     published: HashMap<String, std::collections::BTreeSet<Millis>>,
+    /// Per window, ends at or before this count as published without being in `published`:
+    /// a previous merger's `done` at takeover, then the ends pruned from `published`.
+    floor: HashMap<String, Millis>,
     watermarks: HashMap<Part, Millis>,
     /// Per input partition, per window: the greatest end it sent a partial for.
     reported: HashMap<Part, HashMap<String, Millis>>,
@@ -132,6 +135,7 @@ impl Merge {
             pending: BTreeMap::new(),
             done: HashMap::new(),
             published: HashMap::new(),
+            floor: HashMap::new(),
             watermarks: HashMap::new(),
             reported: HashMap::new(),
             samples: HashMap::new(),
@@ -142,6 +146,7 @@ impl Merge {
 
     fn restore(&mut self, state: &MergerState) {
         self.done = state.done.iter().cloned().collect();
+        self.floor = self.done.clone();
         self.watermarks = state.watermarks.iter().cloned().collect();
         self.reported.clear();
         for ((part, window), end) in &state.reported {
@@ -205,16 +210,17 @@ impl Merge {
         }
     }
 
-    /// Whether instance (`window`, `end`) went out already. Ends older than what is remembered
-    /// (and every end at or before `done` after a takeover) count as published.
+    /// Whether instance (`window`, `end`) went out already: by this merger (remembered), or at
+    /// or before the floor (a previous merger's, or too old to remember).
     fn was_published(&self, window: &str, end: Millis) -> bool {
         if self.done.get(window).is_none_or(|&d| end > d) {
             return false;
         }
-        match self.published.get(window) {
-            Some(recent) => recent.contains(&end) || recent.first().is_none_or(|&f| end < f),
-            None => true,
-        }
+        self.floor.get(window).is_some_and(|&f| end <= f)
+            || self
+                .published
+                .get(window)
+                .is_some_and(|recent| recent.contains(&end))
     }
 
     pub fn progress(&mut self, p: Progress) {
@@ -320,7 +326,10 @@ impl Merge {
             let recent = self.published.entry(window.clone()).or_default();
             recent.insert(end);
             while recent.len() > 10_000 {
-                recent.pop_first();
+                if let Some(old) = recent.pop_first() {
+                    let floor = self.floor.entry(window.clone()).or_insert(old);
+                    *floor = (*floor).max(old);
+                }
             }
             let snapshots = p
                 .segments
