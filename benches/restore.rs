@@ -21,7 +21,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engauge_benches::env_or;
-use engauge_benches::process::{Proc, binaries, free_port, http_get, metric, start_tansu};
+use engauge_benches::process::{
+    Proc, binaries, free_port, gen_history, http_get, metric, start_tansu,
+};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -87,7 +89,7 @@ fn wait_metrics(port: u16, what: &str, limit: Duration, done: impl Fn(&str) -> b
 fn main() {
     let (events, users, days) = (
         env_or::<i64>("EVENTS", 3_000_000),
-        env_or("USERS", 1_000_000),
+        env_or::<u64>("USERS", 1_000_000),
         env_or("DAYS", 35),
     );
     let (tansu, engauge) = binaries();
@@ -101,18 +103,8 @@ fn main() {
             ("engauge.state", 1),
         ],
     );
-    let day = engauge_core::time::DAY;
-    // The history ends about a day ago (the generator's span varies by an hour or two).
     let minute = engauge_core::time::MINUTE;
-    let first = engauge_core::time::format_rfc3339(now_millis() - days * day - day);
-    let status = Command::new(&engauge)
-        .args(["gen", "--brokers", &bootstrap, "--topic", "events"])
-        .args(["--users", &users.to_string(), "--days", &days.to_string()])
-        .args(["--events", &events.to_string(), "--start", &first])
-        .stderr(Stdio::null())
-        .status()
-        .expect("engauge gen");
-    assert!(status.success());
+    gen_history(&engauge, &bootstrap, events as u64, users, days);
     // Then 30 s of live traffic (event time now): one-minute instances of the 1h window hold
     // events when the restart happens.
     const LIVE: i64 = 3_000;

@@ -22,18 +22,12 @@ use std::time::{Duration, Instant};
 use engauge::merger::Merge;
 use engauge::partials::{Record, decode};
 use engauge_benches::process::{
-    Proc, binaries, cpu_seconds, free_port, http_get, metric, start_tansu,
+    Proc, binaries, cpu_seconds, free_port, gen_history, http_get, metric, start_tansu,
 };
 use engauge_benches::{env_or, thread_cpu_seconds};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// Every record of `topic` (all partitions) as (partition, offset, payload).
 fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, i64, Vec<u8>)> {
@@ -83,16 +77,7 @@ fn main() {
     }
     let refs: Vec<(&str, u32)> = topics.iter().map(|(t, n)| (t.as_str(), *n)).collect();
     let (_broker, bootstrap) = start_tansu(&tansu, &refs);
-    let day = engauge_core::time::DAY;
-    let first = engauge_core::time::format_rfc3339(now_millis() - days * day - day);
-    let status = Command::new(&engauge)
-        .args(["gen", "--brokers", &bootstrap, "--topic", "events"])
-        .args(["--users", &users.to_string(), "--days", &days.to_string()])
-        .args(["--events", &events.to_string(), "--start", &first])
-        .stderr(Stdio::null())
-        .status()
-        .expect("engauge gen");
-    assert!(status.success());
+    gen_history(&engauge, &bootstrap, events, users, days);
     let dir = std::env::temp_dir().join(format!("engauge-scale-out-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
 

@@ -122,6 +122,24 @@ pub mod process {
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
+    /// `engauge gen` of `events` events for `users` users over `days` days ending about a day
+    /// ago (the generator's span varies by an hour or two) into topic `events` of `bootstrap`.
+    pub fn gen_history(engauge: &Path, bootstrap: &str, events: u64, users: u64, days: i64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let day = engauge_core::time::DAY;
+        let first = engauge_core::time::format_rfc3339(now - days * day - day);
+        let status = Command::new(engauge)
+            .args(["gen", "--brokers", bootstrap, "--topic", "events"])
+            .args(["--users", &users.to_string(), "--days", &days.to_string()])
+            .args(["--events", &events.to_string(), "--start", &first])
+            .stderr(Stdio::null())
+            .status()
+            .expect("engauge gen");
+        assert!(status.success());
+    }
+
     /// The tansu broker and the release `engauge` binary the harnesses run.
     pub fn binaries() -> (PathBuf, PathBuf) {
         let tansu = root().join(".cache/test-deps/tansu");

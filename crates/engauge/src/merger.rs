@@ -798,6 +798,10 @@ mod tests {
         }
     }
 
+    fn ends(ready: &[Merged]) -> Vec<(Millis, bool)> {
+        ready.iter().map(|r| (r.end, r.complete)).collect()
+    }
+
     fn merge(partitions: i32, timeout: Duration) -> Merge {
         let inputs = (0..partitions).map(|p| ("events".to_owned(), p)).collect();
         Merge::new(inputs, timeout, engauge_core::ClvConfig::default())
@@ -845,8 +849,7 @@ mod tests {
         m.partial(partial(0, "1h", 200, 1), 0, 1, start);
         assert!(m.ready(start + Duration::from_secs(1)).is_empty());
         let ready = m.ready(start + Duration::from_secs(6));
-        let ends: Vec<(Millis, bool)> = ready.iter().map(|r| (r.end, r.complete)).collect();
-        assert_eq!(ends, vec![(100, false), (200, false)]);
+        assert_eq!(ends(&ready), vec![(100, false), (200, false)]);
         // Partition 1's partial arrives late: counted, not published.
         m.partial(partial(1, "1h", 100, 1), 0, 2, start);
         assert_eq!(m.late_partials, 1);
@@ -862,22 +865,10 @@ mod tests {
         m.partial(partial(0, "1h", 200, 1), 0, 0, start);
         let late = start + Duration::from_secs(6);
         let ready = m.ready(late);
-        assert_eq!(
-            ready
-                .iter()
-                .map(|r| (r.end, r.complete))
-                .collect::<Vec<_>>(),
-            vec![(200, false)]
-        );
+        assert_eq!(ends(&ready), vec![(200, false)]);
         m.partial(partial(1, "1h", 100, 1), 0, 1, late);
         let ready = m.ready(late);
-        assert_eq!(
-            ready
-                .iter()
-                .map(|r| (r.end, r.complete))
-                .collect::<Vec<_>>(),
-            vec![(100, true)]
-        );
+        assert_eq!(ends(&ready), vec![(100, true)]);
         // And a repeat of 200 is not published again.
         m.partial(partial(1, "1h", 200, 1), 0, 2, late);
         assert!(m.ready(late).is_empty());

@@ -33,7 +33,11 @@ pub fn replay(
     ctx.max_event_bytes = config.max_event_bytes;
     ctx.scales = config.engine.surveys;
     ctx.currencies = config.currencies.clone();
-    let mut replay = Replay::new(Engine::new(config.engine.clone())?);
+    // One engine sees every event: it publishes snapshots, never scale-out partials (whose
+    // engine also emits segments without events, for other partitions to add to).
+    let mut engine = config.engine.clone();
+    engine.partials = false;
+    let mut replay = Replay::new(Engine::new(engine)?);
     let mut summary = ReplaySummary::default();
     let mut snapshots = Vec::new();
     let mut encoded = Vec::with_capacity(1024);

@@ -9,14 +9,13 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engauge::config::Guarantee;
 use engauge::pipeline::now_millis;
 use engauge_core::time::DAY;
 use support::{
-    CHECKPOINTS, DEAD_LETTERS, INPUT, Proc, SNAPSHOTS, STATE, Tansu, assert_same, deps, free_port,
+    CHECKPOINTS, DEAD_LETTERS, INPUT, SNAPSHOTS, STATE, Tansu, assert_same, deps, free_port,
     http_get, last_by_instance, produce, read_out, reference, start_reader, stop_gracefully,
     wait_until,
 };
@@ -81,19 +80,7 @@ fn sigkilled_ten_times_read_committed_sees_every_instance_once() {
             .count()
     };
     let logs = tmp.clone();
-    let start = |port: u16| {
-        let log = std::fs::File::create(logs.join(format!("engauge-{port}.log"))).expect("log");
-        Proc(
-            Command::new(env!("CARGO_BIN_EXE_engauge"))
-                .args(["run", "--config"])
-                .arg(&file)
-                .env("ENGAUGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("engauge starts"),
-        )
-    };
+    let start = |port: u16| support::start_engauge(&file, &logs, port);
 
     // Kill at a random point after each start: while it rebuilds, mid-transaction, or while it
     // publishes. (A fixed seed: the schedule is the same on every run.)

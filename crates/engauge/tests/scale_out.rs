@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engauge::config::{Config, ScaleOut};
@@ -248,19 +247,7 @@ fn killing_the_merger_hands_over() {
     let file = tmp.join("engauge.toml");
     std::fs::write(&file, support::config_toml(&config)).expect("config file");
     let topic = config.kafka.snapshot_topic.clone();
-    let start = |port: u16| {
-        let log = std::fs::File::create(tmp.join(format!("engauge-{port}.log"))).expect("log");
-        Proc(
-            Command::new(env!("CARGO_BIN_EXE_engauge"))
-                .args(["run", "--config"])
-                .arg(&file)
-                .env("ENGAUGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("engauge starts"),
-        )
-    };
+    let start = |port: u16| support::start_engauge(&file, &tmp, port);
     let leader = |port: u16| {
         http_get(port, "/metrics")
             .is_some_and(|(_, body)| body.lines().any(|l| l == "engauge_merger_leader 1"))

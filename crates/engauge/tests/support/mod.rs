@@ -674,3 +674,19 @@ pub fn read_out(out: &Path) -> Vec<(Vec<u8>, serde_json::Map<String, serde_json:
         })
         .collect()
 }
+
+/// `engauge run --config <config>` as a child process serving HTTP on `port`, its stderr in
+/// `<logs>/engauge-<port>.log`.
+pub fn start_engauge(config: &Path, logs: &Path, port: u16) -> Proc {
+    let log = std::fs::File::create(logs.join(format!("engauge-{port}.log"))).expect("log");
+    Proc(
+        Process::new(env!("CARGO_BIN_EXE_engauge"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("ENGAUGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("engauge starts"),
+    )
+}
