@@ -78,8 +78,11 @@ fetcher.Fetcher.PartitionRecords._maybe_skip_record = lambda self, record: False
 
 
 def main(bootstrap, topic, out_path, stop_path):
+    # max_poll_records: a commit marker releases a whole transaction at once, and kafka-python
+    # keeps only max_poll_records of one unpack (the rest were lost past the marker's offset).
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                              fetch_max_wait_ms=10, consumer_timeout_ms=200,
+                             max_poll_records=1 << 30,
                              isolation_level="read_uncommitted")
     parts = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in sorted(parts)]

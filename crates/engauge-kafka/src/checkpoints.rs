@@ -22,7 +22,28 @@ pub fn read_checkpoints(
     keys: &[String],
     timeout: Duration,
 ) -> Result<HashMap<String, Vec<Vec<u8>>>, KafkaError> {
-    let consumer = reader(settings, "checkpoint-reader")?;
+    read_keys(settings, keys, timeout, "read_committed")
+}
+
+/// The transactional ids that claimed these input partitions (exactly-once), newest last per
+/// key of [`owner_key`]. Read uncommitted: claims are written outside transactions, and an
+/// open transaction of a dead owner on the checkpoint topic would hide them from a
+/// `read_committed` reader, which is just when they are needed.
+pub fn read_owners(
+    settings: &KafkaSettings,
+    keys: &[String],
+    timeout: Duration,
+) -> Result<HashMap<String, Vec<Vec<u8>>>, KafkaError> {
+    read_keys(settings, keys, timeout, "read_uncommitted")
+}
+
+fn read_keys(
+    settings: &KafkaSettings,
+    keys: &[String],
+    timeout: Duration,
+    isolation: &str,
+) -> Result<HashMap<String, Vec<Vec<u8>>>, KafkaError> {
+    let consumer = reader(settings, "checkpoint-reader", isolation)?;
     let topic = settings.checkpoint_topic.as_str();
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions: Vec<i32> = metadata
@@ -91,7 +112,7 @@ impl std::fmt::Debug for TopicReader {
 impl TopicReader {
     pub fn new(settings: &KafkaSettings, what: &str, topic: &str) -> Result<Self, KafkaError> {
         Ok(TopicReader {
-            consumer: reader(settings, what)?,
+            consumer: reader(settings, what, "read_committed")?,
             topic: topic.to_owned(),
         })
     }
@@ -173,14 +194,18 @@ fn poll_until(
 }
 
 /// A `read_committed` consumer with no group membership, for reading back what engauge wrote.
-fn reader(settings: &KafkaSettings, what: &str) -> Result<BaseConsumer, KafkaError> {
+fn reader(
+    settings: &KafkaSettings,
+    what: &str,
+    isolation: &str,
+) -> Result<BaseConsumer, KafkaError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.brokers)
         .set("group.id", format!("{}.{what}", settings.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", isolation)
         .set("client.id", "engauge-checkpoints");
     // Connection and security settings apply to this reader too.
     for (k, v) in &settings.consumer {
@@ -265,7 +290,7 @@ pub fn read_state(
     if r.len > MAX_STATE || u64::from(r.chunks) != r.len.div_ceil(STATE_CHUNK as u64).max(1) {
         return Ok(None);
     }
-    let consumer = reader(settings, "state-reader")?;
+    let consumer = reader(settings, "state-reader", "read_committed")?;
     let topic = settings.state_topic.as_str();
     let (_, high) = consumer.fetch_watermarks(topic, r.partition, timeout)?;
     if high <= r.from {

@@ -99,6 +99,16 @@ pub fn checkpoint_key(group: &str, topic: &str, partition: i32) -> String {
     format!("{group}/{topic}/{partition}")
 }
 
+/// The key of an input partition's ownership claims on the checkpoint topic (exactly-once):
+/// each new owner writes its transactional id there, after fencing the ids found there, and
+/// before its first transaction. A member that takes over a partition therefore knows every
+/// transactional id that may still hold an open transaction over it, even when its own id
+/// differs (another partition set), and a broker without transaction timeouts does not leave
+/// `read_committed` readers stalled behind a dead owner's transaction.
+pub fn owner_key(group: &str, topic: &str, partition: i32) -> String {
+    format!("{group}/{topic}/{partition}/owner")
+}
+
 impl Checkpoint {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(CHECKPOINT_MAGIC);

@@ -20,9 +20,9 @@ mod settings;
 mod source;
 
 pub use checkpoints::{
-    StateChunks, TopicReader, read_checkpoints, read_state, state_chunks, state_hash,
+    StateChunks, TopicReader, read_checkpoints, read_owners, read_state, state_chunks, state_hash,
 };
-pub use commit::{Checkpoint, CheckpointError, CommitPoint, StateRef, checkpoint_key};
+pub use commit::{Checkpoint, CheckpointError, CommitPoint, StateRef, checkpoint_key, owner_key};
 pub use outbox::{DeliveryFailed, OutRecord, Outbox, OutboxError, TxnEnd, TxnErrorClass, TxnFatal};
 pub use settings::{KafkaSettings, SettingsError};
 pub use source::{Rebalance, Source, SourceError};

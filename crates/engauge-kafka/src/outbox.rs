@@ -130,6 +130,21 @@ impl Outbox {
         })
     }
 
+    /// Fences `transactional_id`: initialises a producer with that id, which makes the broker
+    /// abort the id's open transaction and refuse its older producer from then on, and drops
+    /// it. Blocks up to `timeout`.
+    pub fn fence(
+        settings: &KafkaSettings,
+        transactional_id: &str,
+        timeout: Duration,
+    ) -> Result<(), OutboxError> {
+        let producer: BaseProducer<OutboxContext> = settings
+            .transactional_producer_config(transactional_id)?
+            .create_with_context(OutboxContext::default())?;
+        producer.init_transactions(timeout)?;
+        Ok(())
+    }
+
     pub fn transactional_id(&self) -> Option<&str> {
         self.transactional_id.as_deref()
     }

@@ -551,7 +551,21 @@ impl Leading {
                 TopicReader::new(election_settings, "merger-checkpoint", &coordination.0)?;
             match coord_reader.read_at(0, *offset, Duration::from_secs(30))? {
                 Some(bytes) => match decode_state(&bytes) {
-                    Ok(s) => state = s,
+                    Ok(s) => {
+                        let done: Vec<String> = s
+                            .done
+                            .iter()
+                            .map(|(w, end)| {
+                                format!("{w} to {}", engauge_core::time::format_rfc3339(*end))
+                            })
+                            .collect();
+                        eprintln!(
+                            "engauge: merger checkpoint at offset {offset} restored (published: \
+                             {})",
+                            done.join(", ")
+                        );
+                        state = s;
+                    }
                     Err(e) if exactly_once => {
                         anyhow::bail!("the merger checkpoint at offset {offset} is unusable: {e}")
                     }

@@ -488,6 +488,75 @@ impl Pipeline<'_> {
         }
     }
 
+    /// Exactly-once: fences every other transactional id that claimed one of `parts` (a dead
+    /// or stalled owner of another partition set may hold an open transaction over them, which
+    /// brokers without transaction timeouts never abort). Returns whether `id` holds every
+    /// claim already. A failure is logged, not returned: fencing only spares readers a wait
+    /// for the broker's transaction timeout.
+    fn fence_previous_owners(&self, parts: &[(String, i32)], id: &str) -> bool {
+        let group = &self.config.kafka.group_id;
+        let keys: Vec<String> = parts
+            .iter()
+            .map(|(t, p)| engauge_kafka::owner_key(group, t, *p))
+            .collect();
+        let owners =
+            match engauge_kafka::read_owners(&self.config.kafka, &keys, Duration::from_secs(30)) {
+                Ok(owners) => owners,
+                Err(e) => {
+                    self.telemetry.kafka_error(&e);
+                    eprintln!("engauge: WARNING: cannot read partition owners: {e}");
+                    return false;
+                }
+            };
+        let latest: Vec<Option<String>> = keys
+            .iter()
+            .map(|k| {
+                owners
+                    .get(k)
+                    .and_then(|v| v.last())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            })
+            .collect();
+        let mut others: Vec<&str> = latest.iter().flatten().map(String::as_str).collect();
+        others.retain(|o| *o != id);
+        others.sort_unstable();
+        others.dedup();
+        for other in &others {
+            match Outbox::fence(&self.config.kafka, other, Duration::from_secs(30)) {
+                Ok(()) => eprintln!("engauge: fenced the previous owner {other}"),
+                Err(e) => {
+                    eprintln!("engauge: WARNING: cannot fence the previous owner {other}: {e}")
+                }
+            }
+        }
+        latest.iter().all(|o| o.as_deref() == Some(id))
+    }
+
+    /// Exactly-once: writes `id` as the owner of `parts` (outside any transaction, delivered
+    /// before the first transaction of `id` writes anything), for the next owner to fence.
+    fn claim(&self, parts: &[(String, i32)], id: &str) {
+        let settings = &self.config.kafka;
+        let claimed = Outbox::new(settings).map(|mut outbox| {
+            for (t, p) in parts {
+                outbox.send(&engauge_kafka::OutRecord {
+                    topic: settings.checkpoint_topic.clone(),
+                    key: Some(engauge_kafka::owner_key(&settings.group_id, t, *p).into_bytes()),
+                    payload: id.as_bytes().to_vec(),
+                    headers: Vec::new(),
+                });
+            }
+            outbox
+                .settle(Duration::from_secs(30))
+                .is_ok_and(|delivered| delivered)
+        });
+        if !matches!(claimed, Ok(true)) {
+            eprintln!(
+                "engauge: WARNING: the ownership claim of {id} was not confirmed; a member that \
+                 takes these partitions over may wait for the broker's transaction timeout"
+            );
+        }
+    }
+
     /// Starts owning `parts`: state rebuilt from each partition's committed point. With
     /// `seek`, the consumer is moved back to those points first (a rewind after an aborted or
     /// uncertain transaction; a new assignment starts there by itself).
@@ -500,8 +569,14 @@ impl Pipeline<'_> {
         let started = Instant::now();
         if self.exactly_once && !parts.is_empty() {
             // First, so that a predecessor's open transaction (same partitions) is fenced and
-            // resolved before its offsets are read.
+            // resolved before its offsets are read; owners of other partition sets are fenced
+            // through their claims, and this member's claim precedes its first transaction.
+            let id = self.config.kafka.transactional_id(&parts);
+            let claimed = self.fence_previous_owners(&parts, &id);
             let outbox = self.transactional_outbox(&parts)?;
+            if !claimed {
+                self.claim(&parts, &id);
+            }
             let state_topic = &self.config.kafka.state_topic;
             let count = source
                 .partition_count(state_topic, Duration::from_secs(10))

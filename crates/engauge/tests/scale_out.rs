@@ -7,12 +7,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use engauge::config::{Config, ScaleOut};
+use engauge::config::{Config, Guarantee, ScaleOut};
 use engauge_codec::SnapshotRecord;
 use engauge_gen::GenConfig;
 use support::{
-    DEAD_LETTERS, Instances, Proc, Running, Tansu, assert_same, deps, free_port, http_get,
-    last_by_instance, read_topic, reference, wait_until,
+    CHECKPOINTS, DEAD_LETTERS, Instances, Proc, Running, STATE, Tansu, assert_same, deps,
+    free_port, http_get, last_by_instance, read_out, read_topic, reference, start_reader,
+    wait_until,
 };
 
 const EVENTS: u64 = 30_000;
@@ -62,15 +63,22 @@ fn history() -> GenConfig {
 /// one, always with the same value), each of which must say it is complete.
 fn merged(bootstrap: &str, topic: &str, last_end: i64) -> Instances {
     let records = read_topic(bootstrap, topic, Duration::from_secs(2));
-    let (all, _repeated) = last_by_instance(records.into_iter().map(|r| r.payload));
-    all.into_iter()
+    merged_from(records.into_iter().map(|r| r.payload).collect(), last_end).0
+}
+
+/// [`merged`] of these payloads, and how many of them repeated an instance.
+fn merged_from(payloads: Vec<Vec<u8>>, last_end: i64) -> (Instances, usize) {
+    let (all, repeated) = last_by_instance(payloads);
+    let instances = all
+        .into_iter()
         .filter(|(k, _)| k.1 <= last_end)
         .map(|(k, mut r): (_, SnapshotRecord)| {
             assert_eq!(r.complete, Some(true), "{k:?} published incomplete");
             r.complete = None;
             (k, r)
         })
-        .collect()
+        .collect();
+    (instances, repeated)
 }
 
 /// Waits until `topic` holds every expected instance, then compares.
@@ -215,18 +223,31 @@ fn produce_lines(bootstrap: &str, topic: &str, lines: &[&[u8]]) {
 }
 
 /// `engauge run` processes; the merger is SIGKILLed mid-run (half the input is in) and the
-/// other instance takes over its partitions and the merging.
-///
-/// At least once: exactly once on tansu cannot be tested this way. The survivor owns a new
-/// partition set, so its transactional id differs from the killed instance's, and tansu never
-/// aborts the killed instance's open transaction (no transaction timeout), so `read_committed`
-/// readers of the partials stall behind it (docs/scale-out.md).
+/// other instance takes over its partitions and the merging. At least once: the final
+/// snapshots equal the replay.
 #[test]
 fn killing_the_merger_hands_over() {
+    kill_the_merger("kill", Guarantee::AtLeastOnce);
+}
+
+/// The same with `guarantee = "exactly_once"`, read by a `read_committed` reader: every
+/// instance once, none repeated. The killed instance dies inside open transactions of its own
+/// transactional id (its partition set); the survivor owns another set, so it finds that id in
+/// the partitions' ownership claims and fences it, or tansu (no transaction timeouts) would
+/// keep every `read_committed` reader stalled behind them.
+#[test]
+fn killing_the_merger_hands_over_exactly_once() {
+    kill_the_merger("kill-eos", Guarantee::ExactlyOnce);
+}
+
+fn kill_the_merger(name: &str, guarantee: Guarantee) {
     let _guard = support::exclusive();
-    let tansu = start_tansu(&["kill"], &[]);
+    let exactly_once = guarantee == Guarantee::ExactlyOnce;
+    let tansu = start_tansu(&[name], &[(CHECKPOINTS, 1), (STATE, 1)]);
     let cfg = history();
-    let mut config = scale_out_config(&tansu.bootstrap, "kill");
+    let mut config = scale_out_config(&tansu.bootstrap, name);
+    config.guarantee = guarantee;
+    config.checkpoint_interval = 1_000;
     // Partitions must not turn idle while the second half waits to be produced.
     config.idle_timeout = 20_000;
     let (expected, _rejected, last_end) = reference(&config, &cfg);
@@ -234,7 +255,7 @@ fn killing_the_merger_hands_over() {
     let lines = all.lines();
     let (first, second) = lines.split_at(lines.len() / 2);
     let input_topic = config.kafka.input_topics[0].clone();
-    let tmp = std::env::temp_dir().join(format!("engauge-scale-out-{}", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!("engauge-scale-out-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let file = tmp.join("engauge.toml");
     std::fs::write(&file, support::config_toml(&config)).expect("config file");
@@ -262,28 +283,61 @@ fn killing_the_merger_hands_over() {
                 .all(|&p| http_get(p, "/readyz").is_some_and(|r| r.0 == 200))
         },
     );
+    // Exactly once: a reader that applies tansu's transaction markers (tansu lists no aborted
+    // transactions to clients, so librdkafka's read_committed shows aborted records too).
+    let stop = tmp.join("stop");
+    let out = tmp.join("snapshots.jsonl");
+    let _reader =
+        exactly_once.then(|| start_reader(&deps(), &tansu.bootstrap, &topic, &out, &stop));
+    let read = || -> Vec<Vec<u8>> {
+        if exactly_once {
+            read_out(&out).into_iter().map(|r| r.0).collect()
+        } else {
+            read_topic(&tansu.bootstrap, &topic, Duration::from_secs(2))
+                .into_iter()
+                .map(|r| r.payload)
+                .collect()
+        }
+    };
     produce_lines(&tansu.bootstrap, &input_topic, first);
     wait_until("merged snapshots", Duration::from_secs(120), || {
-        !read_topic(&tansu.bootstrap, &topic, Duration::from_millis(500)).is_empty()
+        !read().is_empty()
     });
-    if let Some(mut p) = procs[merger].take() {
-        p.0.kill().expect("SIGKILL");
-        let _ = p.0.wait();
-    }
-    let before = merged(&tansu.bootstrap, &topic, last_end).len();
-    assert!(
-        before < expected.len(),
-        "the kill must land mid-run ({before} of {} instances were out)",
-        expected.len()
-    );
-    produce_lines(&tansu.bootstrap, &input_topic, second);
+    // The kill lands while the second half is being produced and consumed: inside open
+    // transactions of the killed instance.
+    std::thread::scope(|scope| {
+        scope.spawn(|| produce_lines(&tansu.bootstrap, &input_topic, second));
+        std::thread::sleep(Duration::from_millis(700));
+        if let Some(mut p) = procs[merger].take() {
+            p.0.kill().expect("SIGKILL");
+            let _ = p.0.wait();
+        }
+        let before = merged_from(read(), last_end).0.len();
+        assert!(
+            before < expected.len(),
+            "the kill must land mid-run ({before} of {} instances were out)",
+            expected.len()
+        );
+    });
     let survivor = ports[1 - merger];
     wait_until(
         "the other instance to take over",
         Duration::from_secs(90),
         || leader(survivor),
     );
-    wait_and_compare(&tansu.bootstrap, &topic, &expected, last_end);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (got, repeated) = loop {
+        let (got, repeated) = merged_from(read(), last_end);
+        if got.len() >= expected.len() || Instant::now() > deadline {
+            break (got, repeated);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_same(&got, &expected);
+    if exactly_once {
+        assert_eq!(repeated, 0, "read_committed saw {repeated} snapshots twice");
+    }
+    std::fs::write(&stop, b"").expect("stop file");
     drop(procs);
 }
 
