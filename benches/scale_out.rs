@@ -66,6 +66,8 @@ fn main() {
         env_or::<u64>("USERS", 100_000),
         env_or::<i64>("DAYS", 35),
     );
+    // DISTINCT=sketch: every window a sketch window (partials carry the sketches).
+    let distinct = std::env::var("DISTINCT").unwrap_or_else(|_| "exact".into());
     let (tansu, engauge) = binaries();
     let runs = [1usize, 2];
     let mut topics: Vec<(String, u32)> =
@@ -81,13 +83,16 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("engauge-scale-out-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
 
-    println!("{events} events, {users} users, {days} days, 4 input partitions, default windows");
+    println!(
+        "{events} events, {users} users, {days} days, 4 input partitions, default windows, \
+         distinct = {distinct}"
+    );
     for n in runs {
         let config = dir.join(format!("engauge-{n}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[input]\nidle_timeout = \"1s\"\n\
+                "distinct = \"{distinct}\"\n[input]\nidle_timeout = \"1s\"\n\
                  [kafka]\nbrokers = \"{bootstrap}\"\ngroup_id = \"scale-out-{n}\"\n\
                  snapshot_topic = \"snapshots-{n}\"\n\
                  [kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n\

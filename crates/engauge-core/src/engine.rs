@@ -14,7 +14,7 @@ use hashbrown::HashMap;
 use crate::calendar::{BOUNDARY_GRAIN, Calendar, CalendarPeriod};
 use crate::distinct::{LastSeenCounts, LevelShape, TrackedRange, base_pane};
 use crate::pane::{Contribution, Mark, PaneRing, WindowSeg};
-use crate::partial::{LifecycleCounts, Parts};
+use crate::partial::{LifecycleCounts, NBackSketches, PartSketches, Parts};
 use crate::segment::{CappedValues, Segmenter};
 use crate::session::{self, OpenSession, SessionKey, SessionStep, Timer, Timers};
 use crate::sketch::{DistinctSketch, UserHash};
@@ -384,6 +384,7 @@ impl Sketches {
                             lg_k,
                             c.n_days.iter().copied().max().unwrap_or(0) as usize,
                             blocks,
+                            config.partials,
                         )
                     })
                 })
@@ -1459,9 +1460,12 @@ impl Engine {
             // A partial also carries a segment whose users were active only in the previous
             // period: other partitions may have events, and its churned users count then.
             let churn_only = partials
-                && !w.sketch
-                && w.double
-                    .is_some_and(|r| self.seg_counts.get(seg).is_some_and(|c| c.count(r) > 0));
+                && if w.sketch {
+                    running.agg.events <= 0 && self.sketch_previous_users(wi, seg, end)
+                } else {
+                    w.double
+                        .is_some_and(|r| self.seg_counts.get(seg).is_some_and(|c| c.count(r) > 0))
+                };
             // Sessions count by close time, which can fall in a range without events.
             if running.agg.events <= 0 && !(churn_only || partials && running.agg.sessions != 0) {
                 continue;
@@ -1491,6 +1495,24 @@ impl Engine {
                 parts: partials.then(|| Box::new(parts)),
                 complete: None,
             });
+        }
+    }
+
+    /// Whether sketch window `wi` has users of segment `seg` in the period before the instance
+    /// ending at `end` (when that instance has lifecycle KPIs): its partial then carries them.
+    fn sketch_previous_users(&self, wi: usize, seg: usize, end: Millis) -> bool {
+        let Some(sk) = self.sketches.as_deref() else {
+            return false;
+        };
+        let Some(sw) = sk.windows[wi].as_ref() else {
+            return false;
+        };
+        let length = self.windows[wi].length;
+        match sw.blocks.map(|b| &sk.blocks[b]) {
+            Some(blocks) if end % blocks.grain == 0 => !blocks
+                .union(end - 2 * length, end - length, seg as u32)
+                .is_empty(),
+            _ => false,
         }
     }
 
@@ -1542,6 +1564,55 @@ impl Engine {
                 .filter(|&&k| named_feature(sk.keys.of[k as usize].1))
                 .map(|&k| (sk.keys.of[k as usize].1, sw.main.estimate(k).round() as u64)),
         );
+        // Partials: the sketches themselves, for the merger's unions.
+        let sketches = self.config.partials.then(|| {
+            let image = |feature: u16| {
+                sk.keys
+                    .get(seg32, feature)
+                    .map_or_else(Vec::new, |k| sw.main.sketch(k).serialize())
+            };
+            let mut features: Vec<(String, Vec<u8>)> = sk
+                .keys
+                .of_seg
+                .get(seg)
+                .into_iter()
+                .flatten()
+                .filter(|&&k| named_feature(sk.keys.of[k as usize].1))
+                .map(|&k| {
+                    let f = sk.keys.of[k as usize].1;
+                    (
+                        self.features.name(f).to_owned(),
+                        sw.main.sketch(k).serialize(),
+                    )
+                })
+                .collect();
+            features.sort_by(|a, b| a.0.cmp(&b.0));
+            let lifecycle = match sw.blocks.map(|b| &sk.blocks[b]) {
+                Some(blocks) if end % blocks.grain == 0 => Some([
+                    blocks
+                        .union(end - 2 * w.length, end - w.length, seg32)
+                        .serialize(),
+                    blocks.union(end - w.length, end, seg32).serialize(),
+                    blocks.seen_before(end - w.length).serialize(),
+                ]),
+                _ => None,
+            };
+            Box::new(PartSketches {
+                lg_k: self.config.sketch.lg_k,
+                active: image(ACTIVE),
+                paying: image(PAYING),
+                cancelled: image(CANCELLED),
+                day_active: sw.stick.as_ref().map(|stick| {
+                    sk.keys
+                        .get(seg32, ACTIVE)
+                        .map_or_else(Vec::new, |k| stick.sketch(k).serialize())
+                }),
+                features,
+                lifecycle,
+                n_back: None,
+                lifecycle_skipped: extra.lifecycle_skipped,
+            })
+        });
         let parts = Parts {
             active,
             paying: est(PAYING),
@@ -1549,6 +1620,7 @@ impl Engine {
             lifecycle,
             day_active,
             features,
+            sketches,
             ..Parts::of_running(running)
         };
         if sk.images {
@@ -1688,11 +1760,22 @@ impl Engine {
             // A partial also carries a segment with users only in the previous period, or the
             // all-users cohorts: other partitions may have events this period.
             let users_only = partials
-                && sketch.is_none()
-                && (cal
-                    .double
-                    .is_some_and(|r| self.seg_counts.get(seg).is_some_and(|c| c.count(r) > 0))
-                    || (seg == 0 && cohorts.iter().any(|&(_, _, c)| c > 0)));
+                && match sketch {
+                    None => {
+                        cal.double.is_some_and(|r| {
+                            self.seg_counts.get(seg).is_some_and(|c| c.count(r) > 0)
+                        }) || (seg == 0 && cohorts.iter().any(|&(_, _, c)| c > 0))
+                    }
+                    Some((_, cs)) => {
+                        running.agg.events <= 0
+                            && (self.config.lifecycle && !cs.previous(seg).is_empty()
+                                || seg == 0
+                                    && cal
+                                        .n_days
+                                        .iter()
+                                        .any(|&n| cs.cohort(n).is_some_and(|c| !c.is_empty())))
+                    }
+                };
             if running.agg.events <= 0 && !(users_only || partials && running.agg.sessions != 0) {
                 continue;
             }
@@ -1710,6 +1793,54 @@ impl Engine {
                             .filter(|&f| named_feature(f))
                             .map(|f| (f, est(f))),
                     );
+                    // Partials: the sketches themselves, for the merger's unions.
+                    let sketches = partials.then(|| {
+                        let image = |f: u16| {
+                            sk.keys
+                                .get(seg32, f)
+                                .map_or_else(Vec::new, |k| cs.sketch(Some(k)).serialize())
+                        };
+                        let mut features: Vec<(String, Vec<u8>)> = sk
+                            .keys
+                            .of_seg
+                            .get(seg)
+                            .into_iter()
+                            .flatten()
+                            .map(|&k| sk.keys.of[k as usize].1)
+                            .filter(|&f| named_feature(f))
+                            .map(|f| (self.features.name(f).to_owned(), image(f)))
+                            .collect();
+                        features.sort_by(|a, b| a.0.cmp(&b.0));
+                        Box::new(PartSketches {
+                            lg_k: self.config.sketch.lg_k,
+                            active: image(ACTIVE),
+                            paying: image(PAYING),
+                            cancelled: image(CANCELLED),
+                            day_active: None,
+                            features,
+                            lifecycle: self.config.lifecycle.then(|| {
+                                [
+                                    cs.previous(seg).serialize(),
+                                    current[seg].serialize(),
+                                    seen.serialize(),
+                                ]
+                            }),
+                            n_back: (seg == 0 && !cal.n_days.is_empty()).then(|| NBackSketches {
+                                current: current[0].serialize(),
+                                cohorts: cal
+                                    .n_days
+                                    .iter()
+                                    .map(|&n| {
+                                        let parts = cs.cohort_parts(n).map(|(users, seen)| {
+                                            [users.serialize(), seen.serialize()]
+                                        });
+                                        (n, parts)
+                                    })
+                                    .collect(),
+                            }),
+                            lifecycle_skipped: false,
+                        })
+                    });
                     let parts = Parts {
                         active: est(ACTIVE),
                         paying: est(PAYING),
@@ -1719,6 +1850,7 @@ impl Engine {
                             .lifecycle
                             .then(|| LifecycleCounts::from(cs.lifecycle(seg, &current[seg], seen))),
                         features,
+                        sketches,
                         ..Parts::of_running(running)
                     };
                     let (mut kpis, features) = parts.kpis(&self.config.clv);

@@ -9,6 +9,7 @@
 use crate::kpi::{self, DurationStats, Kpis, SurveyCounts};
 use crate::pane::{Agg, WindowSeg};
 use crate::quantile::SparseHistogram;
+use crate::sketch::{CompactSet, DistinctSketch, SetUnion, a_not_b, a_not_b_estimate, overlap};
 use crate::{ClvConfig, FeatureKpis};
 
 /// Lifecycle counts of one (instance, segment): retained, churned and new users.
@@ -39,6 +40,173 @@ pub struct Parts {
     pub n_day: Vec<(u32, u64, u64)>,
     /// The window is the CLV period.
     pub clv: bool,
+    /// Sketch windows in partials mode: the sketches behind the distinct counts above, whose
+    /// unions give the merged counts (see [`PartSketches`]).
+    pub sketches: Option<Box<PartSketches>>,
+}
+
+/// The sketches of one (window instance, segment) of a sketch window, as images: HLL for the
+/// distinct-user counts, Theta compact sets for lifecycle and n-day retention. Merging unions
+/// them (an HLL union keeps the larger register, a Theta union the smallest hashes), which is
+/// what one engine's own unions over all panes do; the merged counts are the same estimates
+/// from the same registers and hashes, whatever the split of users over partitions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartSketches {
+    pub lg_k: u8,
+    /// HLL images of active, paying and cancelled users (empty: none).
+    pub active: Vec<u8>,
+    pub paying: Vec<u8>,
+    pub cancelled: Vec<u8>,
+    /// HLL image of the active users over the last day (the stickiness numerator).
+    pub day_active: Option<Vec<u8>>,
+    /// HLL image of each named feature's users, sorted by name.
+    pub features: Vec<(String, Vec<u8>)>,
+    /// Theta images: users of the previous period, of the current one, and everyone seen
+    /// before the current one (with lifecycle KPIs).
+    pub lifecycle: Option<[Vec<u8>; 3]>,
+    /// Calendar windows, all-users segment: what n-day retention is computed from.
+    pub n_back: Option<NBackSketches>,
+    /// The instance does not end on the window's lifecycle grain: no lifecycle KPIs.
+    pub lifecycle_skipped: bool,
+}
+
+/// Theta images behind the n-day retention of a calendar window's instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NBackSketches {
+    /// Users of the current instance.
+    pub current: Vec<u8>,
+    /// Per `n`: the users of the instance `n` before and everyone seen before that one, whose
+    /// difference is the cohort (`None`: no such instance yet).
+    pub cohorts: Vec<(u32, Option<[Vec<u8>; 2]>)>,
+}
+
+fn hll_of(image: &[u8]) -> Option<DistinctSketch> {
+    (!image.is_empty())
+        .then(|| DistinctSketch::deserialize(image).ok())
+        .flatten()
+}
+
+fn set_of(image: &[u8]) -> CompactSet {
+    CompactSet::deserialize(image).unwrap_or_default()
+}
+
+/// The image of the union of two HLL images (an empty image is no users).
+fn hll_union(lg_k: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
+    match (hll_of(a), hll_of(b)) {
+        (Some(a), Some(b)) => DistinctSketch::union_of(lg_k, [&a, &b])
+            .map_or_else(|_| a.serialize(), |u| u.serialize()),
+        (Some(_), None) => a.to_vec(),
+        (None, Some(_)) => b.to_vec(),
+        (None, None) => Vec::new(),
+    }
+}
+
+fn set_union(lg_k: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
+    let Ok(mut union) = SetUnion::new(lg_k) else {
+        return a.to_vec();
+    };
+    union.add(&set_of(a));
+    union.add(&set_of(b));
+    union.result().serialize()
+}
+
+/// The estimate an engine publishes for an HLL image (composite estimator, rounded).
+fn hll_count(image: &[u8]) -> u64 {
+    hll_of(image).map_or(0, |s| s.composite_estimate().round() as u64)
+}
+
+impl PartSketches {
+    fn merge(&mut self, other: &PartSketches) {
+        let k = self.lg_k.min(other.lg_k);
+        self.active = hll_union(k, &self.active, &other.active);
+        self.paying = hll_union(k, &self.paying, &other.paying);
+        self.cancelled = hll_union(k, &self.cancelled, &other.cancelled);
+        self.day_active = match (self.day_active.take(), &other.day_active) {
+            (Some(a), Some(b)) => Some(hll_union(k, &a, b)),
+            (a, b) => a.or_else(|| b.clone()),
+        };
+        for (name, image) in &other.features {
+            match self
+                .features
+                .binary_search_by(|(mine, _)| mine.as_str().cmp(name))
+            {
+                Ok(i) => self.features[i].1 = hll_union(k, &self.features[i].1, image),
+                Err(i) => self.features.insert(i, (name.clone(), image.clone())),
+            }
+        }
+        self.lifecycle = match (self.lifecycle.take(), &other.lifecycle) {
+            (Some(a), Some(b)) => Some([
+                set_union(k, &a[0], &b[0]),
+                set_union(k, &a[1], &b[1]),
+                set_union(k, &a[2], &b[2]),
+            ]),
+            (a, b) => a.or_else(|| b.clone()),
+        };
+        self.n_back = match (self.n_back.take(), &other.n_back) {
+            (Some(mut mine), Some(theirs)) => {
+                for (n, image) in &theirs.cohorts {
+                    match mine.cohorts.iter_mut().find(|(m, _)| m == n) {
+                        Some((_, mine)) => {
+                            *mine = match (mine.take(), image) {
+                                (Some(a), Some(b)) => {
+                                    Some([set_union(k, &a[0], &b[0]), set_union(k, &a[1], &b[1])])
+                                }
+                                (a, b) => a.or_else(|| b.clone()),
+                            }
+                        }
+                        None => mine.cohorts.push((*n, image.clone())),
+                    }
+                }
+                mine.current = set_union(k, &mine.current, &theirs.current);
+                Some(mine)
+            }
+            (a, b) => a.or_else(|| b.clone()),
+        };
+        self.lifecycle_skipped |= other.lifecycle_skipped;
+        self.lg_k = k;
+    }
+
+    /// The counts these sketches give, written into `parts` (as the engine computes them).
+    fn count_into(&self, parts: &mut Parts) {
+        parts.active = hll_count(&self.active);
+        parts.paying = hll_count(&self.paying);
+        parts.cancelled = hll_count(&self.cancelled);
+        parts.day_active = self.day_active.as_deref().map(hll_count);
+        parts.features = self
+            .features
+            .iter()
+            .map(|(name, image)| (name.clone(), hll_count(image)))
+            .filter(|&(_, users)| users > 0)
+            .collect();
+        if let Some([previous, current, seen]) = &self.lifecycle {
+            let (previous, current) = (set_of(previous), set_of(current));
+            let o = overlap(&previous, &current);
+            parts.lifecycle = Some(LifecycleCounts {
+                retained: o.retained.round() as u64,
+                churned: o.churned.round() as u64,
+                new: a_not_b_estimate(&current, &set_of(seen)).round() as u64,
+            });
+        }
+    }
+
+    /// Sketch images of the n-day retention: per `n`, the share of its cohort active now.
+    fn n_day_retention(&self) -> Option<Vec<(u32, Option<f64>)>> {
+        let n_back = self.n_back.as_ref()?;
+        let current = set_of(&n_back.current);
+        Some(
+            n_back
+                .cohorts
+                .iter()
+                .map(|(n, cohort)| {
+                    let ratio = cohort.as_ref().and_then(|[users, seen]| {
+                        let cohort = a_not_b(&set_of(users), &set_of(seen));
+                        overlap(&cohort, &current).retention_ratio()
+                    });
+                    (*n, ratio)
+                })
+                .collect(),
+        )
+    }
 }
 
 impl Parts {
@@ -60,6 +228,7 @@ impl Parts {
             && self.day_active.is_none_or(|d| d == 0)
             && self.features.is_empty()
             && self.n_day.iter().all(|&(_, r, c)| r == 0 && c == 0)
+            && self.sketches.is_none()
     }
 
     /// Adds `other` in.
@@ -109,6 +278,27 @@ impl Parts {
         }
         self.n_day.sort_unstable_by_key(|&(n, _, _)| n);
         self.clv |= other.clv;
+        // Sketch windows: the distinct counts are estimates of the unions, not sums.
+        if let Some(theirs) = &other.sketches {
+            match &mut self.sketches {
+                Some(mine) => mine.merge(theirs),
+                None => self.sketches = Some(theirs.clone()),
+            }
+            if let Some(s) = self.sketches.take() {
+                s.count_into(self);
+                self.sketches = Some(s);
+            }
+        }
+    }
+
+    /// The HLL image of the active users (sketch windows in partials mode).
+    pub fn active_users_image(&self) -> Option<Vec<u8>> {
+        let s = self.sketches.as_ref()?;
+        Some(if s.active.is_empty() {
+            DistinctSketch::new(s.lg_k).ok()?.serialize()
+        } else {
+            s.active.clone()
+        })
     }
 
     /// The KPIs and feature adoption these parts give.
@@ -177,6 +367,13 @@ impl Parts {
                 .collect(),
             ..Kpis::default()
         };
+        if let Some(s) = &self.sketches {
+            k.lifecycle_skipped = s.lifecycle_skipped;
+            if let Some(n_day) = s.n_day_retention() {
+                // Sketches give the ratio itself.
+                k.n_day_retention = n_day;
+            }
+        }
         if let Some(l) = self.lifecycle {
             let previous = l.retained + l.churned;
             k.retained_users = l.retained;

@@ -551,12 +551,18 @@ pub(crate) struct CalendarSketch {
     ever: SetUnion,
     /// Per closed instance (newest last): its start and the users first seen in it.
     first: VecDeque<(Millis, CompactSet)>,
+    /// Partials mode, beside `first`: the instance's users and everyone seen before it, whose
+    /// difference `first` is. A merger unions them over partitions before taking the
+    /// difference, as one engine does; the differences of partitions sampled at their own θ
+    /// would not add up to the same sample.
+    first_parts: Option<VecDeque<(CompactSet, CompactSet)>>,
     keep: usize,
 }
 
 impl CalendarSketch {
-    pub fn new(lg_k: u8, keep: usize, blocks: Option<(usize, Millis)>) -> Self {
+    pub fn new(lg_k: u8, keep: usize, blocks: Option<(usize, Millis)>, partials: bool) -> Self {
         CalendarSketch {
+            first_parts: partials.then(VecDeque::new),
             lg_k,
             blocks,
             from_blocks: false,
@@ -643,6 +649,12 @@ impl CalendarSketch {
             union.add(&self.first[pos].1);
             union.add(&one);
             self.first[pos].1 = union.result();
+            if let Some((users, _)) = self.first_parts.as_mut().and_then(|f| f.get_mut(pos)) {
+                let mut union = theta_union(lg_k);
+                union.add(users);
+                union.add(&one);
+                *users = union.result();
+            }
         }
         self.ever.add(&one);
     }
@@ -660,27 +672,46 @@ impl CalendarSketch {
         current: &CompactSet,
         seen: &CompactSet,
     ) -> SketchLifecycle {
-        let mut previous = self
+        let new = a_not_b_estimate(current, seen);
+        SketchLifecycle::of(overlap(&self.previous(seg), current), new)
+    }
+
+    /// Users of segment `seg` in the previous instance (late ones included).
+    pub fn previous(&self, seg: usize) -> CompactSet {
+        let previous = self
             .prev
             .get(seg)
             .and_then(Option::as_ref)
             .cloned()
             .unwrap_or_default();
-        if let Some(Some(late)) = self.prev_late.get(seg) {
-            let mut union = theta_union(self.lg_k);
-            union.add(&previous);
-            union.add(late);
-            previous = union.result();
+        match self.prev_late.get(seg) {
+            Some(Some(late)) => {
+                let mut union = theta_union(self.lg_k);
+                union.add(&previous);
+                union.add(late);
+                union.result()
+            }
+            _ => previous,
         }
-        let new = a_not_b_estimate(current, seen);
-        SketchLifecycle::of(overlap(&previous, current), new)
+    }
+
+    /// The users first seen `n` instances before the current one.
+    pub fn cohort(&self, n: u32) -> Option<&CompactSet> {
+        let cohort = self.first.len().checked_sub(n as usize)?;
+        Some(&self.first[cohort].1)
+    }
+
+    /// Partials mode: the users of the instance `n` before the current one, and everyone seen
+    /// before it (their difference is [`cohort`](Self::cohort)).
+    pub fn cohort_parts(&self, n: u32) -> Option<&(CompactSet, CompactSet)> {
+        let parts = self.first_parts.as_ref()?;
+        parts.get(parts.len().checked_sub(n as usize)?)
     }
 
     /// Of the users first seen `n` instances before the current one (whose users are `all`),
     /// the share active in it.
     pub fn n_back_retention(&self, n: u32, all: &CompactSet) -> Option<f64> {
-        let cohort = self.first.len().checked_sub(n as usize)?;
-        overlap(&self.first[cohort].1, all).retention_ratio()
+        overlap(self.cohort(n)?, all).retention_ratio()
     }
 
     /// The current instance closed (`current`: its users per segment; `seen`: users seen
@@ -689,9 +720,10 @@ impl CalendarSketch {
         if let Some(all) = current.first() {
             if self.keep > 0 {
                 self.first.push_back((start, a_not_b(all, seen)));
-                while self.first.len() > self.keep {
-                    self.first.pop_front();
+                if let Some(parts) = &mut self.first_parts {
+                    parts.push_back((all.clone(), seen.clone()));
                 }
+                self.trim_first();
             }
             self.ever.add(all);
         }
@@ -716,9 +748,19 @@ impl CalendarSketch {
         self.prev_late.clear();
         for &start in skipped {
             self.first.push_back((start, CompactSet::default()));
+            if let Some(parts) = &mut self.first_parts {
+                parts.push_back((CompactSet::default(), CompactSet::default()));
+            }
         }
+        self.trim_first();
+    }
+
+    fn trim_first(&mut self) {
         while self.first.len() > self.keep {
             self.first.pop_front();
+            if let Some(parts) = &mut self.first_parts {
+                parts.pop_front();
+            }
         }
     }
 }

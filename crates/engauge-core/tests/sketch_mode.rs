@@ -199,18 +199,45 @@ fn replay_mixed(
     distinct: DistinctMode,
     stream: &[(String, String, i64, u8, u64)],
 ) -> BTreeMap<(String, String, i64), Snapshot> {
+    run_mixed(distinct, stream, None)
+}
+
+fn mixed_config(distinct: DistinctMode) -> EngineConfig {
     let mut windows = WindowSpec::defaults();
     windows.push(WindowSpec::calendar(
         "day",
         CalendarSpec::new(CalendarPeriod::Day, "Europe/Berlin"),
     ));
-    let config = EngineConfig {
+    EngineConfig {
         windows,
         distinct,
         ..EngineConfig::default()
-    };
-    let mut replay = Replay::new(Engine::new(config).expect("valid config"));
+    }
+}
+
+/// The mixed stream through one engine (`partitions: None`), or split by user over engines in
+/// partials mode (scale-out), all advanced to the same watermark, their parts merged per
+/// (instance, segment) as the merger does. Images are replaced by their estimates (a union in
+/// list mode keeps the same coupons in another order).
+fn run_mixed(
+    distinct: DistinctMode,
+    stream: &[(String, String, i64, u8, u64)],
+    partitions: Option<u64>,
+) -> BTreeMap<(String, String, i64), Snapshot> {
+    let mut config = mixed_config(distinct);
+    config.sketch.include_in_snapshots = true;
+    let lateness = config.allowed_lateness;
+    let mut engines: Vec<Engine> = (0..partitions.unwrap_or(1))
+        .map(|_| {
+            Engine::new(EngineConfig {
+                partials: partitions.is_some(),
+                ..config.clone()
+            })
+            .expect("valid config")
+        })
+        .collect();
     let mut out = Vec::new();
+    let mut max_ts = i64::MIN;
     for (id, user, ts, kind, u) in stream {
         let kind = match kind {
             0..=4 => EventKind::FeatureUsed {
@@ -234,12 +261,83 @@ fn replay_mixed(
         )]
         .into_iter()
         .collect();
-        replay.push(&e, &mut out);
+        let n = engines.len() as u64;
+        engines[(mix(*u) % n) as usize].ingest(&e);
+        max_ts = max_ts.max(*ts);
+        for engine in &mut engines {
+            engine.advance(max_ts - lateness, &mut out);
+        }
     }
-    replay.advance_to(START + 40 * DAY, &mut out);
-    out.into_iter()
-        .map(|s| ((s.window.clone(), s.key(), s.end), s))
+    for engine in &mut engines {
+        engine.advance(START + 40 * DAY, &mut out);
+    }
+    let mut merged: BTreeMap<(String, String, i64), (Snapshot, Option<engauge_core::Parts>)> =
+        BTreeMap::new();
+    for mut s in out {
+        let parts = s.parts.take().map(|p| *p);
+        match merged.entry((s.window.clone(), s.key(), s.end)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert((s, parts));
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                let mine = o.get_mut().1.as_mut().expect("partials carry parts");
+                mine.merge(&parts.expect("partials carry parts"));
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .filter(|(_, (_, parts))| parts.as_ref().is_none_or(|p| p.events() > 0))
+        .map(|(k, (mut s, parts))| {
+            if let Some(parts) = parts {
+                let (kpis, features) = parts.kpis(&config.clv);
+                s.kpis = kpis;
+                s.features = features;
+                if s.active_users_sketch.is_some() {
+                    s.active_users_sketch = parts.active_users_image();
+                }
+            }
+            s.active_users_sketch = s.active_users_sketch.map(|image| {
+                let sketch = DistinctSketch::deserialize(&image).expect("an HLL image");
+                sketch.composite_estimate().to_le_bytes().to_vec()
+            });
+            (k, s)
+        })
         .collect()
+}
+
+/// Scale-out in sketch mode: 30 000 users (HLL registers dense, Theta sets sampling) split by
+/// user over 3 and 4 engines; the merged sketches give the single engine's estimates exactly,
+/// for every window, segment and KPI, n-day retention included.
+#[test]
+fn sketch_partials_of_partitions_merge_to_the_single_engine() {
+    let stream = mixed_stream(USERS, 120_000);
+    let single = run_mixed(DistinctMode::Sketch, &stream, None);
+    assert!(
+        single
+            .values()
+            .any(|s| s.kpis.active_users > 4096 && s.kpis.retained_users > 0),
+        "large enough for dense HLLs and sampling Theta sets"
+    );
+    assert!(
+        single.values().any(|s| s
+            .kpis
+            .n_day_retention
+            .iter()
+            .any(|(n, r)| *n == 7 && r.is_some())),
+        "n-day retention is exercised"
+    );
+    for partitions in [3, 4] {
+        let merged = run_mixed(DistinctMode::Sketch, &stream, Some(partitions));
+        assert_eq!(
+            single.keys().collect::<Vec<_>>(),
+            merged.keys().collect::<Vec<_>>(),
+            "{partitions} partitions: the same instances and segments"
+        );
+        for (key, s) in &single {
+            assert_eq!(&merged[key], s, "{partitions} partitions: {key:?}");
+        }
+    }
 }
 
 const USERS: u64 = 30_000;

@@ -578,14 +578,6 @@ impl Config {
             completeness_timeout: raw.scale_out.completeness_timeout.0,
         });
         if scale_out.is_some() {
-            let sketch =
-                |m: Option<DistinctMode>| m.unwrap_or(engine.distinct) == DistinctMode::Sketch;
-            if engine.windows.iter().any(|w| sketch(w.distinct)) {
-                bail!(
-                    "scale_out.enabled: sketch windows (distinct = \"sketch\") cannot be merged \
-                     across instances yet; use exact windows with input keyed by user_id"
-                );
-            }
             if raw.scale_out.completeness_timeout.0 <= 0 {
                 bail!("scale_out.completeness_timeout: must be positive");
             }
@@ -777,7 +769,7 @@ mod tests {
     }
 
     #[test]
-    fn scale_out_parses_and_refuses_sketch_windows() {
+    fn scale_out_parses_and_refuses_several_input_topics() {
         let table: toml::Table = toml::from_str(
             "[scale_out]\nenabled = true\ncoordination_topic = \"m\"\ncompleteness_timeout = \"5s\"",
         )
@@ -793,12 +785,17 @@ mod tests {
             })
         );
         assert!(!Config::default().engine.partials);
+        // Sketch windows merge too (their partials carry the sketches).
         let table: toml::Table =
             toml::from_str("distinct = \"sketch\"\n[scale_out]\nenabled = true").expect("toml");
+        assert!(Config::from_table(table).expect("valid").engine.partials);
+        let table: toml::Table =
+            toml::from_str("[scale_out]\nenabled = true\n[kafka]\ninput_topics = [\"a\", \"b\"]")
+                .expect("toml");
         let err = Config::from_table(table)
-            .expect_err("sketch windows cannot merge")
+            .expect_err("one input topic")
             .to_string();
-        assert!(err.contains("scale_out.enabled"), "{err}");
+        assert!(err.contains("one input topic"), "{err}");
     }
 
     #[test]

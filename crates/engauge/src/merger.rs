@@ -96,6 +96,8 @@ pub struct Merge {
     inputs: Vec<Part>,
     timeout: Duration,
     clv: engauge_core::ClvConfig,
+    /// Snapshots of sketch windows carry the active-users image.
+    images: bool,
     pending: BTreeMap<(String, Millis), Pending>,
     /// Per window, the greatest published end.
     done: HashMap<String, Millis>,
@@ -132,6 +134,7 @@ impl Merge {
             inputs,
             timeout,
             clv,
+            images: false,
             pending: BTreeMap::new(),
             done: HashMap::new(),
             published: HashMap::new(),
@@ -142,6 +145,13 @@ impl Merge {
             incomplete: BTreeMap::new(),
             late_partials: 0,
         }
+    }
+
+    /// Sketch windows: snapshots carry the merged active-users image
+    /// (`snapshot.include_sketches`).
+    pub fn with_images(mut self, images: bool) -> Merge {
+        self.images = images;
+        self
     }
 
     fn restore(&mut self, state: &MergerState) {
@@ -346,8 +356,12 @@ impl Merge {
                         features,
                         watermark: p.watermark,
                         utc_offsets: p.utc_offsets,
-                        approximate: false,
-                        active_users_sketch: None,
+                        approximate: parts.sketches.is_some(),
+                        active_users_sketch: if self.images {
+                            parts.active_users_image()
+                        } else {
+                            None
+                        },
                         parts: None,
                         complete: Some(complete),
                     }
@@ -537,7 +551,8 @@ impl Leading {
             inputs,
             Duration::from_millis(scale.completeness_timeout as u64),
             config.engine.clv,
-        );
+        )
+        .with_images(config.engine.sketch.include_in_snapshots);
         // The checkpoint the group's committed offset points at.
         let coordination = (scale.coordination_topic.clone(), 0);
         let committed = election

@@ -19,7 +19,9 @@ use engauge_core::{Millis, Parts};
 use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8; 4] = b"EGPR";
-const VERSION: u16 = 1;
+/// Version 2: parts carry the sketches of sketch windows. Instances of one group must run
+/// builds with the same version (a merger refuses other versions and counts them as late).
+const VERSION: u16 = 2;
 
 /// How many of the smallest user hashes a partition's sample keeps.
 pub const SAMPLE: usize = 64;
