@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engauge::merger::Merge;
-use engauge::partials::{Record, decode};
+use engauge::partials::{Read, Reassembly, Record};
 use engauge_benches::process::{
     Proc, binaries, cpu_seconds, free_port, gen_history, http_get, metric, start_tansu,
 };
@@ -176,21 +176,36 @@ fn main() {
     let mut per_window: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut progress = (0u64, 0u64);
     let mut decoded = Vec::with_capacity(records.len());
+    // Chunked records (over 900 KiB) are put together as the merger does.
+    let mut chunks: BTreeMap<i32, (Reassembly, u64)> = BTreeMap::new();
+    let mut chunked = 0u64;
     for (pp, offset, payload) in &records {
-        match decode(payload).expect("partial decodes") {
+        let (reassembly, bytes) = chunks.entry(*pp).or_default();
+        *bytes += payload.len() as u64;
+        let (record, at) = match reassembly.read(payload, *offset) {
+            Read::Record(record, at) => (record, at),
+            Read::Partial => continue,
+            Read::Error(e) => panic!("partial at {pp}/{offset}: {e}"),
+        };
+        if at != *offset {
+            chunked += 1;
+        }
+        let size = std::mem::take(bytes);
+        match record {
             Record::Instance(p) => {
                 let e = per_window.entry(p.window.clone()).or_default();
                 e.0 += 1;
-                e.1 += payload.len() as u64;
-                decoded.push((*pp, *offset, Record::Instance(p)));
+                e.1 += size;
+                decoded.push((*pp, at, Record::Instance(p)));
             }
             Record::Progress(p) => {
                 progress.0 += 1;
-                progress.1 += payload.len() as u64;
-                decoded.push((*pp, *offset, Record::Progress(p)));
+                progress.1 += size;
+                decoded.push((*pp, at, Record::Progress(p)));
             }
         }
     }
+    println!("partials sent in chunks: {chunked}");
     for (window, (count, bytes)) in &per_window {
         println!(
             "partials of window {window}: {count} records, {:.0} bytes per window instance per partition",
@@ -207,7 +222,8 @@ fn main() {
         inputs,
         Duration::from_secs(3600),
         engauge_core::ClvConfig::default(),
-    );
+    )
+    .with_images(false);
     let now = Instant::now();
     let cpu = thread_cpu_seconds();
     let clock = Instant::now();

@@ -1569,7 +1569,7 @@ impl Engine {
             let image = |feature: u16| {
                 sk.keys
                     .get(seg32, feature)
-                    .map_or_else(Vec::new, |k| sw.main.sketch(k).serialize())
+                    .map_or_else(Vec::new, |k| sw.main.sketch(k).serialize_compact())
             };
             let mut features: Vec<(String, Vec<u8>)> = sk
                 .keys
@@ -1582,7 +1582,7 @@ impl Engine {
                     let f = sk.keys.of[k as usize].1;
                     (
                         self.features.name(f).to_owned(),
-                        sw.main.sketch(k).serialize(),
+                        sw.main.sketch(k).serialize_compact(),
                     )
                 })
                 .collect();
@@ -1605,7 +1605,7 @@ impl Engine {
                 day_active: sw.stick.as_ref().map(|stick| {
                     sk.keys
                         .get(seg32, ACTIVE)
-                        .map_or_else(Vec::new, |k| stick.sketch(k).serialize())
+                        .map_or_else(Vec::new, |k| stick.sketch(k).serialize_compact())
                 }),
                 features,
                 lifecycle,
@@ -1770,10 +1770,10 @@ impl Engine {
                         running.agg.events <= 0
                             && (self.config.lifecycle && !cs.previous(seg).is_empty()
                                 || seg == 0
-                                    && cal
-                                        .n_days
-                                        .iter()
-                                        .any(|&n| cs.cohort(n).is_some_and(|c| !c.is_empty())))
+                                    && cal.n_days.iter().any(|&n| {
+                                        cs.cohort_parts(n)
+                                            .is_some_and(|(users, _)| !users.is_empty())
+                                    }))
                     }
                 };
             if running.agg.events <= 0 && !(users_only || partials && running.agg.sessions != 0) {
@@ -1798,7 +1798,7 @@ impl Engine {
                         let image = |f: u16| {
                             sk.keys
                                 .get(seg32, f)
-                                .map_or_else(Vec::new, |k| cs.sketch(Some(k)).serialize())
+                                .map_or_else(Vec::new, |k| cs.sketch(Some(k)).serialize_compact())
                         };
                         let mut features: Vec<(String, Vec<u8>)> = sk
                             .keys

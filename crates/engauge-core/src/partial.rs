@@ -101,7 +101,8 @@ fn hll_union(lg_k: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
     }
 }
 
-fn set_union(lg_k: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
+/// The image of the union of two Theta images (an empty image is no users).
+pub fn set_union(lg_k: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
     let Ok(mut union) = SetUnion::new(lg_k) else {
         return a.to_vec();
     };
@@ -288,6 +289,27 @@ impl Parts {
                 s.count_into(self);
                 self.sketches = Some(s);
             }
+        }
+    }
+
+    /// Sketch windows with lifecycle KPIs: takes out the image of everyone seen before the
+    /// instance, the same for every segment of an instance, so that a partial carries it once
+    /// (see [`set_seen`](Self::set_seen)). Returns it with the sketches' `lg_k`.
+    pub fn take_seen(&mut self) -> Option<(u8, Vec<u8>)> {
+        let s = self.sketches.as_mut()?;
+        let [_, _, seen] = s.lifecycle.as_mut()?;
+        Some((s.lg_k, std::mem::take(seen)))
+    }
+
+    /// Puts back the image taken by [`take_seen`](Self::take_seen) (the union over the
+    /// partitions, for merged parts) and counts the lifecycle again.
+    pub fn set_seen(&mut self, image: &[u8]) {
+        if let Some(mut s) = self.sketches.take() {
+            if let Some([_, _, seen]) = s.lifecycle.as_mut() {
+                *seen = image.to_vec();
+                s.count_into(self);
+            }
+            self.sketches = Some(s);
         }
     }
 

@@ -272,6 +272,14 @@ impl DistinctSketch {
         self.inner.serialize()
     }
 
+    /// The HLL_4 image of the same registers: about half the bytes of
+    /// [`serialize`](Self::serialize) once dense (scale-out partials carry these).
+    pub fn serialize_compact(&self) -> Vec<u8> {
+        let mut union = validated(HllUnion::new(self.lg_k()));
+        union.update(&self.inner);
+        union.to_sketch(HllType::Hll4).serialize()
+    }
+
     /// Reads a DataSketches HLL image (any of HLL_4/6/8; merges keep working across types).
     pub fn deserialize(bytes: &[u8]) -> Result<Self, SketchError> {
         let inner = HllSketch::deserialize(bytes).map_err(|err| SketchError::Image {

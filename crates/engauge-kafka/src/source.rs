@@ -212,6 +212,16 @@ impl Source {
         self.consumer.poll(timeout)
     }
 
+    /// Whether a revoke happened during earlier polls and was not taken yet.
+    pub fn revoke_pending(&self) -> bool {
+        self.consumer
+            .context()
+            .shared()
+            .rebalances
+            .iter()
+            .any(|r| matches!(r, Rebalance::Revoked(_)))
+    }
+
     /// Rebalances that happened during earlier polls, oldest first.
     pub fn take_rebalances(&self) -> Vec<Rebalance> {
         std::mem::take(&mut self.consumer.context().shared().rebalances)

@@ -30,7 +30,7 @@ use engauge_kafka::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Guarantee, ScaleOut};
-use crate::partials::{self, InstancePartial, Progress, Record};
+use crate::partials::{self, InstancePartial, Progress, Read, Record};
 use crate::pipeline::now_millis;
 use crate::telemetry::Telemetry;
 
@@ -88,6 +88,8 @@ struct Pending {
     /// First partials-topic offset per partials partition that holds a part of it.
     offsets: Vec<(i32, i64)>,
     segments: BTreeMap<Vec<(String, String)>, Parts>,
+    /// Sketch windows with lifecycle KPIs: (lg_k, union of the partials' "seen before" sets).
+    seen: Option<(u8, Vec<u8>)>,
 }
 
 /// The merge itself, without Kafka: partials and progress records in, snapshots out.
@@ -203,6 +205,7 @@ impl Merge {
                 from: HashSet::new(),
                 offsets: Vec::new(),
                 segments: BTreeMap::new(),
+                seen: None,
             });
         if !pending.from.insert(part) {
             return; // This partition's partial is in already (a repeat after a rebalance).
@@ -211,6 +214,15 @@ impl Merge {
             pending.offsets.push((pp, offset));
         }
         pending.watermark = pending.watermark.max(p.watermark);
+        if let Some((k, image)) = p.seen {
+            pending.seen = Some(match pending.seen.take() {
+                Some((mine, union)) => {
+                    let k = mine.min(k);
+                    (k, engauge_core::partial::set_union(k, &union, &image))
+                }
+                None => (k, image),
+            });
+        }
         for (segment, parts) in p.segments {
             pending
                 .segments
@@ -341,11 +353,15 @@ impl Merge {
                     *floor = (*floor).max(old);
                 }
             }
+            let seen = p.seen;
             let snapshots = p
                 .segments
                 .into_iter()
                 .filter(|(_, parts)| parts.events() > 0)
-                .map(|(segment, parts)| {
+                .map(|(segment, mut parts)| {
+                    if let Some((_, seen)) = &seen {
+                        parts.set_seen(seen);
+                    }
                     let (kpis, features) = parts.kpis(&self.clv);
                     Snapshot {
                         window: window.clone(),
@@ -511,6 +527,8 @@ struct Leading {
     snapshot_record: OutRecord,
     /// Next offset to read per partials partition.
     positions: HashMap<i32, i64>,
+    /// Per partials partition: chunked records being put together.
+    chunks: HashMap<i32, partials::Reassembly>,
     /// Something changed since the last checkpoint.
     dirty: bool,
     last_checkpoint: Instant,
@@ -621,6 +639,7 @@ impl Leading {
                 headers: vec![("engauge.merger".to_owned(), b"1".to_vec())],
             },
             positions: state.positions.into_iter().collect(),
+            chunks: HashMap::new(),
             dirty: false,
             last_checkpoint: Instant::now(),
             checkpoint_every: Duration::from_millis(if exactly_once {
@@ -645,15 +664,22 @@ impl Leading {
             match m {
                 Ok(m) => {
                     let (pp, offset) = (m.partition(), m.offset());
-                    self.positions.insert(pp, offset + 1);
                     self.dirty = true;
-                    match partials::decode(m.payload().unwrap_or(&[])) {
-                        Ok(Record::Instance(p)) => self.merge.partial(p, pp, offset, now),
-                        Ok(Record::Progress(p)) => {
+                    let chunks = self.chunks.entry(pp).or_default();
+                    let read = chunks.read(m.payload().unwrap_or(&[]), offset);
+                    // A checkpoint resumes at the first chunk of a record still incomplete.
+                    self.positions
+                        .insert(pp, chunks.open_at().unwrap_or(offset + 1));
+                    match read {
+                        Read::Record(Record::Instance(p), at) => self.merge.partial(p, pp, at, now),
+                        Read::Record(Record::Progress(p), _) => {
                             progressed = true;
                             self.merge.progress(p);
                         }
-                        Err(e) => eprintln!("engauge: partial at {pp}/{offset} ignored: {e}"),
+                        Read::Partial => {}
+                        Read::Error(e) => {
+                            eprintln!("engauge: partial at {pp}/{offset} ignored: {e}")
+                        }
                     }
                 }
                 Err(KafkaError::PartitionEOF(_)) => break,
@@ -815,6 +841,7 @@ mod tests {
             watermark: end,
             utc_offsets: None,
             segments: vec![(Vec::new(), parts)],
+            seen: None,
         }
     }
 

@@ -490,58 +490,68 @@ impl Pipeline<'_> {
 
     /// Exactly-once: fences every other transactional id that claimed one of `parts` (a dead
     /// or stalled owner of another partition set may hold an open transaction over them, which
-    /// brokers without transaction timeouts never abort). Returns whether `id` holds every
-    /// claim already. A failure is logged, not returned: fencing only spares readers a wait
-    /// for the broker's transaction timeout.
-    fn fence_previous_owners(&self, parts: &[(String, i32)], id: &str) -> bool {
-        let group = &self.config.kafka.group_id;
+    /// brokers without transaction timeouts never abort), then claims `parts` for `id`. A
+    /// claim lists `id` and every id that could not be fenced, so the next owner tries those
+    /// again. Failures are logged, not returned: fencing only spares readers a wait for the
+    /// broker's transaction timeout.
+    fn fence_and_claim(&self, parts: &[(String, i32)], id: &str) {
+        let settings = &self.config.kafka;
         let keys: Vec<String> = parts
             .iter()
-            .map(|(t, p)| engauge_kafka::owner_key(group, t, *p))
+            .map(|(t, p)| engauge_kafka::owner_key(&settings.group_id, t, *p))
             .collect();
-        let owners =
-            match engauge_kafka::read_owners(&self.config.kafka, &keys, Duration::from_secs(30)) {
-                Ok(owners) => owners,
-                Err(e) => {
-                    self.telemetry.kafka_error(&e);
-                    eprintln!("engauge: WARNING: cannot read partition owners: {e}");
-                    return false;
-                }
-            };
-        let latest: Vec<Option<String>> = keys
+        let owners = match engauge_kafka::read_owners(settings, &keys, Duration::from_secs(30)) {
+            Ok(owners) => owners,
+            Err(e) => {
+                self.telemetry.kafka_error(&e);
+                eprintln!(
+                    "engauge: WARNING: cannot read the partitions' owners ({e}); their claims \
+                     stay for the next owner to fence"
+                );
+                return;
+            }
+        };
+        // Per partition, the ids of its latest claim (one per line).
+        let latest: Vec<Vec<String>> = keys
             .iter()
             .map(|k| {
                 owners
                     .get(k)
                     .and_then(|v| v.last())
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .map(|b| {
+                        String::from_utf8_lossy(b)
+                            .lines()
+                            .filter(|l| !l.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default()
             })
             .collect();
+        if latest.iter().all(|ids| ids.len() == 1 && ids[0] == id) {
+            return; // Claimed by this id already (a rewind of the same assignment).
+        }
         let mut others: Vec<&str> = latest.iter().flatten().map(String::as_str).collect();
         others.retain(|o| *o != id);
         others.sort_unstable();
         others.dedup();
-        for other in &others {
-            match Outbox::fence(&self.config.kafka, other, Duration::from_secs(30)) {
+        let mut claim = vec![id];
+        for other in others {
+            match Outbox::fence(settings, other, Duration::from_secs(30)) {
                 Ok(()) => eprintln!("engauge: fenced the previous owner {other}"),
                 Err(e) => {
-                    eprintln!("engauge: WARNING: cannot fence the previous owner {other}: {e}")
+                    eprintln!("engauge: WARNING: cannot fence the previous owner {other}: {e}");
+                    claim.push(other);
                 }
             }
         }
-        latest.iter().all(|o| o.as_deref() == Some(id))
-    }
-
-    /// Exactly-once: writes `id` as the owner of `parts` (outside any transaction, delivered
-    /// before the first transaction of `id` writes anything), for the next owner to fence.
-    fn claim(&self, parts: &[(String, i32)], id: &str) {
-        let settings = &self.config.kafka;
+        let payload = claim.join("\n").into_bytes();
         let claimed = Outbox::new(settings).map(|mut outbox| {
-            for (t, p) in parts {
+            for key in &keys {
                 outbox.send(&engauge_kafka::OutRecord {
                     topic: settings.checkpoint_topic.clone(),
-                    key: Some(engauge_kafka::owner_key(&settings.group_id, t, *p).into_bytes()),
-                    payload: id.as_bytes().to_vec(),
+                    key: Some(key.clone().into_bytes()),
+                    payload: payload.clone(),
                     headers: Vec::new(),
                 });
             }
@@ -572,11 +582,8 @@ impl Pipeline<'_> {
             // resolved before its offsets are read; owners of other partition sets are fenced
             // through their claims, and this member's claim precedes its first transaction.
             let id = self.config.kafka.transactional_id(&parts);
-            let claimed = self.fence_previous_owners(&parts, &id);
+            self.fence_and_claim(&parts, &id);
             let outbox = self.transactional_outbox(&parts)?;
-            if !claimed {
-                self.claim(&parts, &id);
-            }
             let state_topic = &self.config.kafka.state_topic;
             let count = source
                 .partition_count(state_topic, Duration::from_secs(10))
@@ -1301,9 +1308,11 @@ impl Pipeline<'_> {
                     );
                     self.rewind(source, "uncertain_commit")
                 }
-                Err(fatal) if self.revoking => {
-                    // E.g. fenced: the next owner of the same partitions has started. Its
-                    // transaction, not ours, continues; nothing is ours to stop for.
+                Err(fatal) if self.revoking || source.revoke_pending() => {
+                    // E.g. fenced: the next owner of the same partitions has started (or, with
+                    // a revoke not handled yet, an owner of other partitions fenced this id
+                    // through its claim). Its transaction, not ours, continues; nothing is
+                    // ours to stop for.
                     eprintln!(
                         "engauge: the checkpoint on revoke failed ({fatal}); the next owner \
                          continues from the previous one"
@@ -1401,25 +1410,44 @@ fn publish_partials(
         if shard.suppress_until.is_some_and(|s| end <= s) {
             continue;
         }
-        let head = &run[0];
+        let (start, watermark, utc_offsets) = (run[0].start, run[0].watermark, run[0].utc_offsets);
+        let mut seen = None;
+        let segments = run
+            .iter_mut()
+            .filter_map(|s| Some((std::mem::take(&mut s.segment), *s.parts.take()?)))
+            .filter(|(_, parts)| !parts.is_empty())
+            .map(|(segment, mut parts)| {
+                // The same for every segment: carried once.
+                let taken = parts.take_seen();
+                if seen.is_none() {
+                    seen = taken;
+                }
+                (segment, parts)
+            })
+            .collect();
         let partial = partials::InstancePartial {
             topic: part.0.clone(),
             partition: part.1,
             window,
-            start: head.start,
+            start,
             end,
-            watermark: head.watermark,
-            utc_offsets: head.utc_offsets,
-            segments: run
-                .iter_mut()
-                .filter_map(|s| Some((std::mem::take(&mut s.segment), *s.parts.take()?)))
-                .filter(|(_, parts)| !parts.is_empty())
-                .collect(),
+            watermark,
+            utc_offsets,
+            segments,
+            seen,
         };
         record.payload.clear();
         partials::encode(&partials::Record::Instance(partial), &mut record.payload);
-        outbox.send(&record);
         telemetry.partial_published(record.payload.len());
+        match partials::chunks(&record.payload) {
+            None => outbox.send(&record),
+            Some(chunks) => {
+                for chunk in chunks {
+                    record.payload = chunk;
+                    outbox.send(&record);
+                }
+            }
+        }
         sent = true;
     }
     let Some(wm) = shard.engine.watermark() else {
