@@ -234,7 +234,7 @@ fn main() {
     for (i, (pp, offset, record)) in decoded.into_iter().enumerate() {
         match record {
             Record::Instance(p) => merge.partial(p, pp, offset, now),
-            Record::Progress(p) => merge.progress(p),
+            Record::Progress(p) => merge.progress(p, now),
         }
         if i % 1000 == 999 || i + 1 == total {
             for m in merge.ready(now) {

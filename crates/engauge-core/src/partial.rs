@@ -279,15 +279,12 @@ impl Parts {
         }
         self.n_day.sort_unstable_by_key(|&(n, _, _)| n);
         self.clv |= other.clv;
-        // Sketch windows: the distinct counts are estimates of the unions, not sums.
+        // Sketch windows: the distinct counts are estimates of the unions, not sums; `kpis`
+        // takes them from the sketches (once, not at every merge).
         if let Some(theirs) = &other.sketches {
             match &mut self.sketches {
                 Some(mine) => mine.merge(theirs),
                 None => self.sketches = Some(theirs.clone()),
-            }
-            if let Some(s) = self.sketches.take() {
-                s.count_into(self);
-                self.sketches = Some(s);
             }
         }
     }
@@ -302,14 +299,10 @@ impl Parts {
     }
 
     /// Puts back the image taken by [`take_seen`](Self::take_seen) (the union over the
-    /// partitions, for merged parts) and counts the lifecycle again.
+    /// partitions, for merged parts).
     pub fn set_seen(&mut self, image: &[u8]) {
-        if let Some(mut s) = self.sketches.take() {
-            if let Some([_, _, seen]) = s.lifecycle.as_mut() {
-                *seen = image.to_vec();
-                s.count_into(self);
-            }
-            self.sketches = Some(s);
+        if let Some([_, _, seen]) = self.sketches.as_mut().and_then(|s| s.lifecycle.as_mut()) {
+            *seen = image.to_vec();
         }
     }
 
@@ -323,8 +316,30 @@ impl Parts {
         })
     }
 
-    /// The KPIs and feature adoption these parts give.
+    /// The KPIs and feature adoption these parts give. With sketches, the distinct counts are
+    /// their estimates (the counts above hold a single engine's, not a merge's).
     pub fn kpis(&self, clv: &ClvConfig) -> (Kpis, Vec<(String, FeatureKpis)>) {
+        let Some(s) = &self.sketches else {
+            return self.kpis_of_counts(clv);
+        };
+        let mut counted = Parts {
+            agg: self.agg.clone(),
+            durations: self.durations.clone(),
+            n_day: self.n_day.clone(),
+            clv: self.clv,
+            ..Parts::default()
+        };
+        s.count_into(&mut counted);
+        let (mut k, features) = counted.kpis_of_counts(clv);
+        k.lifecycle_skipped = s.lifecycle_skipped;
+        if let Some(n_day) = s.n_day_retention() {
+            // Sketches give the ratio itself.
+            k.n_day_retention = n_day;
+        }
+        (k, features)
+    }
+
+    fn kpis_of_counts(&self, clv: &ClvConfig) -> (Kpis, Vec<(String, FeatureKpis)>) {
         let active = self.active;
         let a = &self.agg;
         let sessions = a.sessions.max(0) as u64;
@@ -389,13 +404,6 @@ impl Parts {
                 .collect(),
             ..Kpis::default()
         };
-        if let Some(s) = &self.sketches {
-            k.lifecycle_skipped = s.lifecycle_skipped;
-            if let Some(n_day) = s.n_day_retention() {
-                // Sketches give the ratio itself.
-                k.n_day_retention = n_day;
-            }
-        }
         if let Some(l) = self.lifecycle {
             let previous = l.retained + l.churned;
             k.retained_users = l.retained;

@@ -100,6 +100,10 @@ pub struct Merge {
     clv: engauge_core::ClvConfig,
     /// Snapshots of sketch windows carry the active-users image.
     images: bool,
+    /// See [`set_caught_up`](Self::set_caught_up).
+    caught_up: bool,
+    /// Per input partition, when the merger last read a partial or progress record of it.
+    heard: HashMap<Part, Instant>,
     pending: BTreeMap<(String, Millis), Pending>,
     /// Per window, the greatest published end.
     done: HashMap<String, Millis>,
@@ -137,6 +141,8 @@ impl Merge {
             timeout,
             clv,
             images: false,
+            caught_up: true,
+            heard: HashMap::new(),
             pending: BTreeMap::new(),
             done: HashMap::new(),
             published: HashMap::new(),
@@ -177,6 +183,7 @@ impl Merge {
     /// A partial read at `offset` of partials partition `pp`.
     pub fn partial(&mut self, p: InstancePartial, pp: i32, offset: i64, now: Instant) {
         let part = (p.topic, p.partition);
+        self.heard.insert(part.clone(), now);
         let windows = self.reported.entry(part.clone()).or_default();
         match windows.get_mut(&p.window) {
             Some(r) => *r = (*r).max(p.end),
@@ -245,8 +252,9 @@ impl Merge {
                 .is_some_and(|recent| recent.contains(&end))
     }
 
-    pub fn progress(&mut self, p: Progress) {
+    pub fn progress(&mut self, p: Progress, now: Instant) {
         let part = (p.topic, p.partition);
+        self.heard.insert(part.clone(), now);
         let wm = self.watermarks.entry(part.clone()).or_insert(p.watermark);
         *wm = (*wm).max(p.watermark);
         self.samples.insert(part, p.sample);
@@ -283,6 +291,33 @@ impl Merge {
         self.pending.len()
     }
 
+    /// Whether the reader stands at the end of every partials partition. Timeouts only run
+    /// then: while a backlog is read (a merger taking over, or one slower than the partials
+    /// come), a missing partial is more likely unread than absent.
+    pub fn set_caught_up(&mut self, caught_up: bool) {
+        self.caught_up = caught_up;
+    }
+
+    /// Whether an incomplete instance goes out anyway: `timeout` after its first partial, when
+    /// every partition it misses has been silent (no partial, no progress) for `timeout` too —
+    /// a partition that reports, only behind, is waited for — or after ten timeouts in any case.
+    fn overdue(&self, window: &str, end: Millis, p: &Pending, now: Instant) -> bool {
+        let waited = now.saturating_duration_since(p.first_seen);
+        if !self.caught_up || waited < self.timeout {
+            return false;
+        }
+        waited >= self.timeout * 10
+            || self
+                .inputs
+                .iter()
+                .filter(|part| !self.has_reported(part, window, end, p))
+                .all(|part| {
+                    self.heard
+                        .get(part)
+                        .is_none_or(|&t| now.saturating_duration_since(t) >= self.timeout)
+                })
+    }
+
     /// Instances that are complete, or overdue, in order per window.
     pub fn ready(&mut self, now: Instant) -> Vec<Merged> {
         // Per window, the latest instance that may go: everything before it goes too. An
@@ -298,9 +333,7 @@ impl Merge {
                     next = Some(w.clone());
                     break;
                 }
-                if !(self.is_complete(&window, *end, p)
-                    || now.saturating_duration_since(p.first_seen) >= self.timeout)
-                {
+                if !(self.is_complete(&window, *end, p) || self.overdue(&window, *end, p, now)) {
                     // Skip the rest of this window.
                     next = self
                         .pending
@@ -529,6 +562,8 @@ struct Leading {
     positions: HashMap<i32, i64>,
     /// Per partials partition: chunked records being put together.
     chunks: HashMap<i32, partials::Reassembly>,
+    /// Per partials partition: whether the reader stands at its end.
+    at_end: HashMap<i32, bool>,
     /// Something changed since the last checkpoint.
     dirty: bool,
     last_checkpoint: Instant,
@@ -640,6 +675,7 @@ impl Leading {
             },
             positions: state.positions.into_iter().collect(),
             chunks: HashMap::new(),
+            at_end: partitions.iter().map(|&p| (p, false)).collect(),
             dirty: false,
             last_checkpoint: Instant::now(),
             checkpoint_every: Duration::from_millis(if exactly_once {
@@ -665,6 +701,7 @@ impl Leading {
                 Ok(m) => {
                     let (pp, offset) = (m.partition(), m.offset());
                     self.dirty = true;
+                    self.at_end.insert(pp, false);
                     let chunks = self.chunks.entry(pp).or_default();
                     let read = chunks.read(m.payload().unwrap_or(&[]), offset);
                     // A checkpoint resumes at the first chunk of a record still incomplete.
@@ -674,7 +711,7 @@ impl Leading {
                         Read::Record(Record::Instance(p), at) => self.merge.partial(p, pp, at, now),
                         Read::Record(Record::Progress(p), _) => {
                             progressed = true;
-                            self.merge.progress(p);
+                            self.merge.progress(p, now);
                         }
                         Read::Partial => {}
                         Read::Error(e) => {
@@ -682,7 +719,10 @@ impl Leading {
                         }
                     }
                 }
-                Err(KafkaError::PartitionEOF(_)) => break,
+                Err(KafkaError::PartitionEOF(pp)) => {
+                    self.at_end.insert(pp, true);
+                    break;
+                }
                 Err(e) => {
                     telemetry.kafka_error(&e);
                     break;
@@ -696,6 +736,8 @@ impl Leading {
             }
             self.last_inputs = now;
         }
+        self.merge
+            .set_caught_up(self.at_end.values().all(|&at_end| at_end));
         let ready = self.merge.ready(now);
         let emitted_at = now_millis();
         for merged in &ready {
@@ -871,7 +913,7 @@ mod tests {
         m.partial(partial(1, "1h", 100, 3), 0, 1, now);
         assert!(m.ready(now).is_empty(), "partition 2 has not reported");
         // Partition 2 has nothing for it: its progress past the end says so.
-        m.progress(progress(2, 100, vec![]));
+        m.progress(progress(2, 100, vec![]), now);
         let ready = m.ready(now);
         assert_eq!(ready.len(), 1);
         assert!(ready[0].complete);
@@ -889,7 +931,7 @@ mod tests {
         p.segments[0].1.merge(&Parts::default());
         m.partial(p.clone(), 0, 0, now);
         m.partial(p.clone(), 0, 5, now); // a rebalance's repeat
-        m.progress(progress(1, 100, vec![]));
+        m.progress(progress(1, 100, vec![]), now);
         let ready = m.ready(now);
         assert_eq!(ready.len(), 1);
         m.partial(p, 0, 9, now);
@@ -944,12 +986,40 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_partition_that_still_reports_is_waited_for() {
+        let mut m = merge(2, Duration::from_secs(5));
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        m.partial(partial(0, "1h", 100, 1), 0, 0, start);
+        // Partition 1 is behind (its watermark before the end) but alive: no timeout.
+        m.progress(progress(1, 50, vec![]), at(4));
+        assert!(m.ready(at(6)).is_empty(), "partition 1 reported 2 s ago");
+        // While the merger reads a backlog, nothing times out either.
+        m.set_caught_up(false);
+        assert!(m.ready(at(20)).is_empty(), "catching up");
+        m.set_caught_up(true);
+        // Silent for the timeout: out, incomplete.
+        let ready = m.ready(at(20));
+        assert_eq!(ready.len(), 1);
+        assert!(!ready[0].complete);
+        // One that keeps reporting is still published after ten timeouts.
+        m.partial(partial(0, "1h", 200, 1), 0, 1, at(20));
+        for s in (21..70).step_by(2) {
+            m.progress(progress(1, 150, vec![]), at(s));
+            assert!(m.ready(at(s)).is_empty(), "at {s} s");
+        }
+        m.progress(progress(1, 150, vec![]), at(70));
+        assert_eq!(m.ready(at(70)).len(), 1, "ten timeouts");
+    }
+
+    #[test]
     fn unkeyed_input_shows_in_the_samples() {
         let mut m = merge(2, Duration::from_secs(60));
-        m.progress(progress(0, 1, vec![1, 2, 3]));
-        m.progress(progress(1, 1, vec![4, 5]));
+        let now = Instant::now();
+        m.progress(progress(0, 1, vec![1, 2, 3]), now);
+        m.progress(progress(1, 1, vec![4, 5]), now);
         assert_eq!(m.unkeyed_users(), 0);
-        m.progress(progress(1, 2, vec![2, 3, 4]));
+        m.progress(progress(1, 2, vec![2, 3, 4]), now);
         assert_eq!(m.unkeyed_users(), 2);
     }
 
