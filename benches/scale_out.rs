@@ -44,15 +44,23 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, i64, Vec
     }
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::new();
-    let mut open = partitions;
-    while open > 0 {
-        match consumer.poll(Duration::from_secs(10)) {
-            Some(Ok(m)) => out.push((
-                m.partition(),
-                m.offset(),
-                m.payload().unwrap_or_default().to_vec(),
-            )),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => open -= 1,
+    // tansu's high watermark can lag a batch behind: a partition may report its end more than
+    // once. Done when every partition is at its end and nothing more comes for 3 s.
+    let mut at_end = std::collections::BTreeSet::new();
+    loop {
+        let wait = if at_end.len() == partitions as usize { 3 } else { 10 };
+        match consumer.poll(Duration::from_secs(wait)) {
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                out.push((
+                    m.partition(),
+                    m.offset(),
+                    m.payload().unwrap_or_default().to_vec(),
+                ));
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             None => break,
         }
