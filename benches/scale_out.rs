@@ -48,7 +48,11 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, i64, Vec
     // once. Done when every partition is at its end and nothing more comes for 3 s.
     let mut at_end = std::collections::BTreeSet::new();
     loop {
-        let wait = if at_end.len() == partitions as usize { 3 } else { 10 };
+        let wait = if at_end.len() == partitions as usize {
+            3
+        } else {
+            10
+        };
         match consumer.poll(Duration::from_secs(wait)) {
             Some(Ok(m)) => {
                 at_end.remove(&m.partition());
