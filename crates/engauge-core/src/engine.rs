@@ -1479,6 +1479,9 @@ impl Engine {
             };
             parts.clv = clv_window;
             let (mut kpis, features) = parts.kpis(&self.config.clv);
+            if !partials {
+                kpis.session_duration = running_durations(running);
+            }
             kpis.lifecycle_skipped = extra.lifecycle_skipped;
             let info = self.segmenter.info(seg as u32);
             out.push(Snapshot {
@@ -1571,22 +1574,7 @@ impl Engine {
                     .get(seg32, feature)
                     .map_or_else(Vec::new, |k| sw.main.sketch(k).serialize_compact())
             };
-            let mut features: Vec<(String, Vec<u8>)> = sk
-                .keys
-                .of_seg
-                .get(seg)
-                .into_iter()
-                .flatten()
-                .filter(|&&k| named_feature(sk.keys.of[k as usize].1))
-                .map(|&k| {
-                    let f = sk.keys.of[k as usize].1;
-                    (
-                        self.features.name(f).to_owned(),
-                        sw.main.sketch(k).serialize_compact(),
-                    )
-                })
-                .collect();
-            features.sort_by(|a, b| a.0.cmp(&b.0));
+            let features = self.feature_images(sk, seg, |k| sw.main.sketch(k).serialize_compact());
             let lifecycle = match sw.blocks.map(|b| &sk.blocks[b]) {
                 Some(blocks) if end % blocks.grain == 0 => Some([
                     blocks
@@ -1621,7 +1609,7 @@ impl Engine {
             day_active,
             features,
             sketches,
-            ..Parts::of_running(running)
+            ..Parts::of_running(running, self.config.partials)
         };
         if sk.images {
             extra.image = Some(
@@ -1635,6 +1623,30 @@ impl Engine {
             );
         }
         (parts, extra)
+    }
+
+    /// Per named feature of segment `seg` among the sketch keys: its name and `image` of its
+    /// key (a serialized sketch of its users), sorted by name.
+    fn feature_images(
+        &self,
+        sk: &Sketches,
+        seg: usize,
+        image: impl Fn(u32) -> Vec<u8>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let mut features: Vec<(String, Vec<u8>)> = sk
+            .keys
+            .of_seg
+            .get(seg)
+            .into_iter()
+            .flatten()
+            .filter(|&&k| named_feature(sk.keys.of[k as usize].1))
+            .map(|&k| {
+                let name = self.features.name(sk.keys.of[k as usize].1);
+                (name.to_owned(), image(k))
+            })
+            .collect();
+        features.sort_by(|a, b| a.0.cmp(&b.0));
+        features
     }
 
     /// Named features with users, sorted by name (the reserved ids and active users excluded).
@@ -1679,7 +1691,7 @@ impl Engine {
             cancelled: distinct(CANCELLED),
             lifecycle,
             features: self.features_of(seg, range),
-            ..Parts::of_running(running)
+            ..Parts::of_running(running, self.config.partials)
         }
     }
 
@@ -1800,17 +1812,8 @@ impl Engine {
                                 .get(seg32, f)
                                 .map_or_else(Vec::new, |k| cs.sketch(Some(k)).serialize_compact())
                         };
-                        let mut features: Vec<(String, Vec<u8>)> = sk
-                            .keys
-                            .of_seg
-                            .get(seg)
-                            .into_iter()
-                            .flatten()
-                            .map(|&k| sk.keys.of[k as usize].1)
-                            .filter(|&f| named_feature(f))
-                            .map(|f| (self.features.name(f).to_owned(), image(f)))
-                            .collect();
-                        features.sort_by(|a, b| a.0.cmp(&b.0));
+                        let features = self
+                            .feature_images(sk, seg, |k| cs.sketch(Some(k)).serialize_compact());
                         Box::new(PartSketches {
                             lg_k: self.config.sketch.lg_k,
                             active: image(ACTIVE),
@@ -1851,9 +1854,12 @@ impl Engine {
                             .then(|| LifecycleCounts::from(cs.lifecycle(seg, &current[seg], seen))),
                         features,
                         sketches,
-                        ..Parts::of_running(running)
+                        ..Parts::of_running(running, self.config.partials)
                     };
                     let (mut kpis, features) = parts.kpis(&self.config.clv);
+                    if !partials {
+                        kpis.session_duration = running_durations(running);
+                    }
                     if seg == 0 {
                         // Sketches give the ratio itself.
                         kpis.n_day_retention = cal
@@ -1877,7 +1883,10 @@ impl Engine {
                     if seg == 0 {
                         parts.n_day = cohorts.clone();
                     }
-                    let (kpis, features) = parts.kpis(&self.config.clv);
+                    let (mut kpis, features) = parts.kpis(&self.config.clv);
+                    if !partials {
+                        kpis.session_duration = running_durations(running);
+                    }
                     (parts, kpis, features, None)
                 };
             out.push(Snapshot {
@@ -2054,6 +2063,11 @@ impl From<SketchLifecycle> for LifecycleCounts {
             new: l.new,
         }
     }
+}
+
+/// The session-duration statistics of a running aggregate, read from its own histogram.
+fn running_durations(running: &WindowSeg) -> Option<crate::DurationStats> {
+    crate::partial::duration_stats(running.durations.quantiles([0.5, 0.9, 0.99]), &running.agg)
 }
 
 /// What a sketch window adds to a snapshot.

@@ -349,16 +349,7 @@ impl Parts {
             a.nps_n as u64,
         );
         let (csat_ratio, csat_margin) = kpi::csat(a.csat_satisfied as u64, a.csat_n as u64);
-        let session_duration = self
-            .durations
-            .quantiles([0.5, 0.9, 0.99])
-            .filter(|_| sessions > 0)
-            .map(|[p50, p90, p99]| DurationStats {
-                p50: p50 / 1000.0,
-                p90: p90 / 1000.0,
-                p99: p99 / 1000.0,
-                mean: a.session_ms as f64 / sessions as f64 / 1000.0,
-            });
+        let session_duration = duration_stats(self.durations.quantiles([0.5, 0.9, 0.99]), a);
         let revenue = a.revenue_micros as f64 / 1e6;
         let orders = a.orders.max(0) as u64;
         let arpu = kpi::ratio(revenue, active as f64);
@@ -444,13 +435,34 @@ impl Parts {
         parts
     }
 
-    pub(crate) fn of_running(r: &WindowSeg) -> Parts {
+    /// The sums of `r`, and with `durations` its session-duration histogram (partials need
+    /// it; one engine's own snapshot reads the quantiles from `r` itself, see
+    /// [`duration_stats`], rather than copying every bucket per snapshot).
+    pub(crate) fn of_running(r: &WindowSeg, durations: bool) -> Parts {
         Parts {
             agg: r.agg.clone(),
-            durations: SparseHistogram::from_sorted(r.durations.nonzero()),
+            durations: if durations {
+                SparseHistogram::from_sorted(r.durations.nonzero())
+            } else {
+                SparseHistogram::default()
+            },
             ..Parts::default()
         }
     }
+}
+
+/// Session-duration statistics (seconds) from the (p50, p90, p99) in milliseconds of a
+/// duration histogram and the sums `a`; `None` without sessions.
+pub(crate) fn duration_stats(quantiles: Option<[f64; 3]>, a: &Agg) -> Option<DurationStats> {
+    let sessions = a.sessions.max(0) as u64;
+    quantiles
+        .filter(|_| sessions > 0)
+        .map(|[p50, p90, p99]| DurationStats {
+            p50: p50 / 1000.0,
+            p90: p90 / 1000.0,
+            p99: p99 / 1000.0,
+            mean: a.session_ms as f64 / sessions as f64 / 1000.0,
+        })
 }
 
 /// Two name-sorted lists with counts summed per name.
@@ -504,7 +516,7 @@ mod tests {
         let parts = Parts {
             active: 3,
             features: vec![("export".into(), 2)],
-            ..Parts::of_running(&running)
+            ..Parts::of_running(&running, true)
         };
         let bytes = bincode::serialize(&parts).expect("serializes");
         // Five sessions in four buckets, not a dense vector of every bucket up to a day.

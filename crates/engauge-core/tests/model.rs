@@ -131,6 +131,30 @@ fn merged_partials(cfg: &EngineConfig, arrivals: &[Event<'_>], partitions: usize
         .collect()
 }
 
+/// What differs between a single engine's snapshots and merged ones: instances missing,
+/// extra, and the first that differs.
+fn merge_diff(
+    expected: &std::collections::BTreeMap<String, Snapshot>,
+    actual: &std::collections::BTreeMap<String, Snapshot>,
+) -> String {
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    let differ: Vec<String> = expected
+        .iter()
+        .filter_map(|(k, e)| Some((k, e, actual.get(k)?)))
+        .filter(|(_, e, a)| a != e)
+        .take(1)
+        .map(|(k, e, a)| format!("{k}:\n  single {e:?}\n  merged {a:?}"))
+        .collect();
+    format!("missing {missing:?} extra {extra:?} {differ:?}")
+}
+
 /// Snapshots by identity (window, end, segment), for comparisons that ignore emission order.
 fn by_id(snaps: Vec<Snapshot>) -> std::collections::BTreeMap<String, Snapshot> {
     snaps.into_iter().map(|s| (id_of(&s), s)).collect()
@@ -1046,16 +1070,7 @@ proptest! {
         cfg.features.max_values = 1000;
         let expected = by_id(replay(&cfg, &arrivals).0);
         let actual = by_id(merged_partials(&cfg, &arrivals, partitions));
-        let missing: Vec<&String> = expected.keys().filter(|k| !actual.contains_key(*k)).collect();
-        let extra: Vec<&String> = actual.keys().filter(|k| !expected.contains_key(*k)).collect();
-        let differ: Vec<String> = expected
-            .iter()
-            .filter_map(|(k, e)| Some((k, e, actual.get(k)?)))
-            .filter(|(_, e, a)| a != e)
-            .take(1)
-            .map(|(k, e, a)| format!("{k}:\n  single {e:?}\n  merged {a:?}"))
-            .collect();
-        prop_assert!(actual == expected, "merged partials differ ({} partitions): missing {:?} extra {:?} {:?}\n{}", partitions, missing, extra, differ, describe(&cfg, &arrivals));
+        prop_assert!(actual == expected, "merged partials differ ({} partitions): {}\n{}", partitions, merge_diff(&expected, &actual), describe(&cfg, &arrivals));
     }
 
 
@@ -1097,16 +1112,7 @@ proptest! {
         };
         let expected = canonical(replay(&cfg, &arrivals).0);
         let actual = canonical(merged_partials(&cfg, &arrivals, partitions));
-        let missing: Vec<&String> = expected.keys().filter(|k| !actual.contains_key(*k)).collect();
-        let extra: Vec<&String> = actual.keys().filter(|k| !expected.contains_key(*k)).collect();
-        let differ: Vec<String> = expected
-            .iter()
-            .filter_map(|(k, e)| Some((k, e, actual.get(k)?)))
-            .filter(|(_, e, a)| a != e)
-            .take(1)
-            .map(|(k, e, a)| format!("{k}:\n  single {e:?}\n  merged {a:?}"))
-            .collect();
-        prop_assert!(actual == expected, "merged sketch partials differ ({} partitions): missing {:?} extra {:?} {:?}\n{}", partitions, missing, extra, differ, describe(&cfg, &arrivals));
+        prop_assert!(actual == expected, "merged sketch partials differ ({} partitions): {}\n{}", partitions, merge_diff(&expected, &actual), describe(&cfg, &arrivals));
     }
 
     #[test]
