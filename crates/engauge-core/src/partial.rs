@@ -41,7 +41,9 @@ pub struct Parts {
     /// The window is the CLV period.
     pub clv: bool,
     /// Sketch windows in partials mode: the sketches behind the distinct counts above, whose
-    /// unions give the merged counts (see [`PartSketches`]).
+    /// unions give the merged counts (see [`PartSketches`]). With them, the counts above are
+    /// the publishing engine's own; [`merge`](Self::merge) unions only the sketches (estimating
+    /// once, in [`kpis`](Self::kpis), not at every merge), so read merged counts through `kpis`.
     pub sketches: Option<Box<PartSketches>>,
 }
 
