@@ -1478,10 +1478,7 @@ impl Engine {
                 (parts, SketchExtra::default())
             };
             parts.clv = clv_window;
-            let (mut kpis, features) = parts.kpis(&self.config.clv);
-            if !partials {
-                kpis.session_duration = running_durations(running);
-            }
+            let (mut kpis, features) = self.snapshot_kpis(&parts, running);
             kpis.lifecycle_skipped = extra.lifecycle_skipped;
             let info = self.segmenter.info(seg as u32);
             out.push(Snapshot {
@@ -1623,6 +1620,22 @@ impl Engine {
             );
         }
         (parts, extra)
+    }
+
+    /// The KPIs and features of `parts`, built from `running`. Without partials the parts
+    /// carry no duration histogram ([`Parts`] copies it only for partials): the quantiles are
+    /// read from `running`'s own.
+    fn snapshot_kpis(
+        &self,
+        parts: &Parts,
+        running: &WindowSeg,
+    ) -> (crate::Kpis, Vec<(String, crate::FeatureKpis)>) {
+        let (mut kpis, features) = parts.kpis(&self.config.clv);
+        if !self.config.partials {
+            let quantiles = running.durations.quantiles([0.5, 0.9, 0.99]);
+            kpis.session_duration = crate::partial::duration_stats(quantiles, &running.agg);
+        }
+        (kpis, features)
     }
 
     /// Per named feature of segment `seg` among the sketch keys: its name and `image` of its
@@ -1856,10 +1869,7 @@ impl Engine {
                         sketches,
                         ..Parts::of_running(running, self.config.partials)
                     };
-                    let (mut kpis, features) = parts.kpis(&self.config.clv);
-                    if !partials {
-                        kpis.session_duration = running_durations(running);
-                    }
+                    let (mut kpis, features) = self.snapshot_kpis(&parts, running);
                     if seg == 0 {
                         // Sketches give the ratio itself.
                         kpis.n_day_retention = cal
@@ -1883,10 +1893,7 @@ impl Engine {
                     if seg == 0 {
                         parts.n_day = cohorts.clone();
                     }
-                    let (mut kpis, features) = parts.kpis(&self.config.clv);
-                    if !partials {
-                        kpis.session_duration = running_durations(running);
-                    }
+                    let (kpis, features) = self.snapshot_kpis(&parts, running);
                     (parts, kpis, features, None)
                 };
             out.push(Snapshot {
@@ -2063,11 +2070,6 @@ impl From<SketchLifecycle> for LifecycleCounts {
             new: l.new,
         }
     }
-}
-
-/// The session-duration statistics of a running aggregate, read from its own histogram.
-fn running_durations(running: &WindowSeg) -> Option<crate::DurationStats> {
-    crate::partial::duration_stats(running.durations.quantiles([0.5, 0.9, 0.99]), &running.agg)
 }
 
 /// What a sketch window adds to a snapshot.
