@@ -4,7 +4,8 @@
 //!
 //! Prerequisites: `scripts/setup-test-deps` (tansu) and `cargo build --release -p engauge`.
 //! Run: `taskset -c 1 cargo bench -p engauge-benches --bench broker`
-//! Environment: `EVENTS` (default 1 500 000), `DAYS` of event time they span (default 35).
+//! Environment: `EVENTS` (default 1 500 000), `DAYS` of event time they span (default 35), `RUNS`
+//! (default 1): how many times the floor and engauge each process the topic (medians compared).
 
 #![allow(clippy::print_stdout)] // A harness reports on stdout.
 
@@ -78,37 +79,15 @@ fn main() {
         t0.elapsed().as_secs_f64()
     );
 
-    // Floor: a plain rdkafka consumer draining and parsing the topic.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "floor")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..4 {
-        tpl.add_partition_offset("events", p, Offset::Beginning)
-            .expect("tpl");
+    // Floor: a plain rdkafka consumer draining and parsing the topic, `RUNS` times.
+    let runs: usize = engauge_benches::env_or("RUNS", 1).max(1);
+    let mut floors = Vec::new();
+    let mut parsed = 0u64;
+    for run in 0..runs {
+        let (cpu, wall, ok) = floor_drain(&bootstrap, &format!("floor-{run}"), events);
+        parsed = ok;
+        floors.push((cpu, wall));
     }
-    consumer.assign(&tpl).expect("assign");
-    let (cpu0, wall0) = (cpu_seconds("self"), Instant::now());
-    let (mut n, mut parsed) = (0u64, 0u64);
-    while n < events {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            n += 1;
-            if serde_json::from_slice::<Parsed<'_>>(m.payload().unwrap_or(&[])).is_ok() {
-                parsed += 1;
-            }
-        }
-        assert!(
-            wall0.elapsed() < Duration::from_secs(600),
-            "floor drain stalled at {n}"
-        );
-    }
-    let floor_cpu = cpu_seconds("self") - cpu0;
-    let floor_wall = wall0.elapsed().as_secs_f64();
-    drop(consumer);
 
     // Close → visible: a reader follows the snapshot topic while engauge runs and compares the
     // time it sees each snapshot with the snapshot's `emitted_at` (stamped when the instance
@@ -145,61 +124,40 @@ fn main() {
         })
     };
 
-    // engauge run from the beginning, default configuration, pinned to core 1.
-    let hport = free_port();
-    let mut child = Proc(
-        Command::new("taskset")
-            .args(["-c", "1"])
-            .arg(&engauge)
-            .arg("run")
-            .env("ENGAUGE__KAFKA__BROKERS", &bootstrap)
-            .env("ENGAUGE__KAFKA__GROUP_ID", "bench")
-            .env("ENGAUGE__KAFKA__CONSUMER__FETCH.WAIT.MAX.MS", "10")
-            .env("ENGAUGE__HTTP__LISTEN", format!("127.0.0.1:{hport}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("engauge run"),
-    );
-    let pid = child.0.id().to_string();
-    let wall0 = Instant::now();
-    let mut first: Option<(f64, Instant)> = None;
-    loop {
-        assert!(
-            child.0.try_wait().ok().flatten().is_none(),
-            "engauge exited"
-        );
-        assert!(
-            wall0.elapsed() < Duration::from_secs(900),
-            "engauge did not finish"
-        );
-        let consumed = http_get(hport, "/metrics")
-            .and_then(|t| metric(&t, "engauge_events_consumed_total"))
-            .unwrap_or(0.0) as u64;
-        if consumed > 0 && first.is_none() {
-            first = Some((cpu_seconds(&pid), Instant::now()));
-        }
-        if consumed >= events {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (cpu_first, wall_first) = first.expect("started");
-    let engauge_cpu = cpu_seconds(&pid) - cpu_first;
-    let engauge_wall = wall_first.elapsed().as_secs_f64();
-    let snapshots = http_get(hport, "/metrics")
-        .and_then(|t| metric(&t, "engauge_snapshots_published_total"))
-        .unwrap_or(0.0);
-
-    // /metrics render time on the live pipeline.
-    let mut renders: Vec<f64> = (0..50)
-        .map(|_| {
-            let t = Instant::now();
-            let _ = http_get(hport, "/metrics");
-            t.elapsed().as_secs_f64() * 1000.0
-        })
+    // engauge run from the beginning, default configuration, pinned to core 1, `RUNS` times
+    // (a fresh group each time).
+    // For A/B comparisons on this noisy machine: `ALT_BIN` (another engauge binary) and/or
+    // `ALT_ENV` (`NAME=value,…` added to its environment) make every second run the
+    // alternative, reported on its own line.
+    let alt_bin = std::env::var("ALT_BIN").ok().map(std::path::PathBuf::from);
+    let alt_env: Vec<(String, String)> = std::env::var("ALT_ENV")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    renders.sort_by(f64::total_cmp);
+    let with_alt = alt_bin.is_some() || !alt_env.is_empty();
+    let mut runs_seen = Vec::new();
+    let mut alt_seen = Vec::new();
+    let mut renders = Vec::new();
+    let mut snapshots = 0.0;
+    for run in 0..runs * if with_alt { 2 } else { 1 } {
+        let alt = with_alt && run % 2 == 1;
+        let bin = if alt {
+            alt_bin.as_ref().unwrap_or(&engauge)
+        } else {
+            &engauge
+        };
+        let env: &[(String, String)] = if alt { &alt_env } else { &[] };
+        let r = engauge_run(bin, env, &bootstrap, &format!("bench-{run}"), events);
+        if alt {
+            alt_seen.push((r.cpu, r.wall));
+        } else {
+            snapshots = r.snapshots;
+            renders = r.renders;
+            runs_seen.push((r.cpu, r.wall));
+        }
+    }
 
     std::thread::sleep(Duration::from_secs(3));
     stop_reader.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -217,18 +175,42 @@ fn main() {
         "| events in a 4-partition tansu topic | {events} over {days} days ({parsed} parsed by the floor) |"
     );
     println!("| snapshots published while processing them | {snapshots} |");
+    let rates =
+        |v: &[(f64, f64)]| -> Vec<f64> { v.iter().map(|(cpu, _)| events as f64 / cpu).collect() };
+    let (floor_rates, engauge_rates) = (rates(&floors), rates(&runs_seen));
+    let list = |v: &[(f64, f64)]| -> String {
+        v.iter()
+            .map(|(cpu, wall)| {
+                format!(
+                    "{:.0} ({cpu:.2} CPU-s, {wall:.1} s wall)",
+                    events as f64 / cpu
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
     println!(
-        "| floor: plain rdkafka drain + serde_json parse | {:.0} events/CPU-s ({floor_cpu:.2} CPU-s, {floor_wall:.1} s wall) |",
-        events as f64 / floor_cpu
+        "| floor: plain rdkafka drain + serde_json parse, events/CPU-s | {} |",
+        list(&floors)
     );
     println!(
-        "| engauge run, default config, from the beginning | {:.0} events/CPU-s ({engauge_cpu:.2} CPU-s, {engauge_wall:.1} s wall) |",
-        events as f64 / engauge_cpu
+        "| engauge run, default config, from the beginning, events/CPU-s | {} |",
+        list(&runs_seen)
     );
     println!(
-        "| engauge / floor | {:.2} |",
-        (events as f64 / engauge_cpu) / (events as f64 / floor_cpu)
+        "| engauge / floor (medians) | {:.2} |",
+        median(&engauge_rates) / median(&floor_rates)
     );
+    if with_alt {
+        println!(
+            "| alternative (ALT_BIN / ALT_ENV), events/CPU-s | {} |",
+            list(&alt_seen)
+        );
+        println!(
+            "| alternative / floor (medians) | {:.2} |",
+            median(&rates(&alt_seen)) / median(&floor_rates)
+        );
+    }
     println!(
         "| /metrics over HTTP (p50 / p99 of 50) | {:.2} ms / {:.2} ms |",
         pct(&renders, 0.5),
@@ -240,4 +222,133 @@ fn main() {
         pct(&delays, 0.5),
         pct(&delays, 0.99)
     );
+}
+
+/// Drains the whole topic with a plain `BaseConsumer`, parsing every payload; returns the CPU
+/// seconds and wall seconds it took and how many payloads parsed.
+fn floor_drain(bootstrap: &str, group: &str, events: u64) -> (f64, f64, u64) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition_offset("events", p, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let (cpu0, wall0) = (cpu_seconds("self"), Instant::now());
+    let (mut n, mut parsed) = (0u64, 0u64);
+    while n < events {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            n += 1;
+            if serde_json::from_slice::<Parsed<'_>>(m.payload().unwrap_or(&[])).is_ok() {
+                parsed += 1;
+            }
+        }
+        assert!(
+            wall0.elapsed() < Duration::from_secs(600),
+            "floor drain stalled at {n}"
+        );
+    }
+    (
+        cpu_seconds("self") - cpu0,
+        wall0.elapsed().as_secs_f64(),
+        parsed,
+    )
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// One `engauge run` over the whole topic: CPU and wall seconds from its first consumed event
+/// to its last, the snapshots it published and `/metrics` round trips measured afterwards.
+struct RunFigures {
+    cpu: f64,
+    wall: f64,
+    snapshots: f64,
+    renders: Vec<f64>,
+}
+
+fn engauge_run(
+    engauge: &std::path::Path,
+    env: &[(String, String)],
+    bootstrap: &str,
+    group: &str,
+    events: u64,
+) -> RunFigures {
+    let hport = free_port();
+    let mut child = Proc(
+        Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(engauge)
+            .arg("run")
+            .env("ENGAUGE__KAFKA__BROKERS", bootstrap)
+            .env("ENGAUGE__KAFKA__GROUP_ID", group)
+            .env("ENGAUGE__KAFKA__CONSUMER__FETCH.WAIT.MAX.MS", "10")
+            .env("ENGAUGE__HTTP__LISTEN", format!("127.0.0.1:{hport}"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("engauge run"),
+    );
+    let pid = child.0.id().to_string();
+    let wall0 = Instant::now();
+    let mut first: Option<(f64, Instant)> = None;
+    let (mut max_dedup, mut max_pending) = (0.0f64, 0.0f64);
+    loop {
+        assert!(
+            child.0.try_wait().ok().flatten().is_none(),
+            "engauge exited"
+        );
+        assert!(
+            wall0.elapsed() < Duration::from_secs(900),
+            "engauge did not finish"
+        );
+        let scrape = http_get(hport, "/metrics").unwrap_or_default();
+        let consumed = metric(&scrape, "engauge_events_consumed_total").unwrap_or(0.0) as u64;
+        for (max, name) in [
+            (&mut max_dedup, "engauge_engine_dedup_ids"),
+            (&mut max_pending, "engauge_engine_pending_events"),
+        ] {
+            *max = max.max(metric(&scrape, name).unwrap_or(0.0));
+        }
+        if consumed > 0 && first.is_none() {
+            first = Some((cpu_seconds(&pid), Instant::now()));
+        }
+        if consumed >= events {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (cpu_first, wall_first) = first.expect("started");
+    let cpu = cpu_seconds(&pid) - cpu_first;
+    let wall = wall_first.elapsed().as_secs_f64();
+    let snapshots = http_get(hport, "/metrics")
+        .and_then(|t| metric(&t, "engauge_snapshots_published_total"))
+        .unwrap_or(0.0);
+
+    // /metrics render time on the live pipeline.
+    let mut renders: Vec<f64> = (0..50)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = http_get(hport, "/metrics");
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    renders.sort_by(f64::total_cmp);
+    eprintln!("run {group}: at most {max_dedup} ids remembered, {max_pending} events pending");
+    RunFigures {
+        cpu,
+        wall,
+        snapshots,
+        renders,
+    }
 }

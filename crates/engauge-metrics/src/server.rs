@@ -1,15 +1,19 @@
 //! The scrape endpoint: a std `TcpListener` on a background thread answering `GET /metrics`,
-//! `/healthz` and `/readyz`, one short-lived thread per connection.
+//! `/healthz` and `/readyz`, each connection on a thread of its own.
 //!
 //! Connections are few (Prometheus, probes, a curious human), so a thread each is simpler than
-//! an event loop and keeps a slow client from delaying a probe. Each connection is bounded in
-//! time (read and write timeouts) and size ([`MAX_HEAD_BYTES`]), and at most
-//! [`MAX_CONNECTIONS`] are served at once; beyond that a client gets a 503 straight away.
+//! an event loop and keeps a slow client from delaying a probe. Threads are kept once started
+//! and reused for later connections: starting one per scrape cost more than rendering (a fresh
+//! thread's first allocations fault in new pages). A connection goes to an idle thread when
+//! there is one and to a new thread otherwise, so there are never more threads than connections
+//! were open at once. Each connection is bounded in time (read and write timeouts) and size
+//! ([`MAX_HEAD_BYTES`]), and at most [`MAX_CONNECTIONS`] are served at once; beyond that a
+//! client gets a 503 straight away.
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -114,6 +118,11 @@ fn wake_address(addr: SocketAddr) -> SocketAddr {
 }
 
 fn accept_loop(listener: &TcpListener, stopping: &AtomicBool, context: &Arc<Context>) {
+    let (handoff, waiting) = mpsc::channel::<TcpStream>();
+    let pool = Arc::new(Pool {
+        waiting: Mutex::new(waiting),
+        idle: AtomicUsize::new(0),
+    });
     for stream in listener.incoming() {
         if stopping.load(Ordering::SeqCst) {
             break;
@@ -129,17 +138,54 @@ fn accept_loop(listener: &TcpListener, stopping: &AtomicBool, context: &Arc<Cont
             let _ = write_response(&stream, &Response::text(503, "too many connections"), true);
             continue;
         }
-        let context_for_thread = context.clone();
+        // Reserve an idle thread; each reservation is matched by exactly one handed-over
+        // connection, so a waiting connection always has a thread about to take it.
+        let reserved = pool
+            .idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if reserved {
+            if let Err(mpsc::SendError(stream)) = handoff.send(stream) {
+                drop(stream);
+                context.active.fetch_sub(1, Ordering::SeqCst);
+            }
+            continue;
+        }
+        let (context_for_thread, pool_for_thread) = (context.clone(), pool.clone());
         let spawned = std::thread::Builder::new()
             .name("engauge-metrics-conn".to_owned())
-            .spawn(move || {
-                let _slot = ActiveSlot(&context_for_thread.active);
-                // Errors here are the client's (gone, too slow); nothing to do but close.
-                let _ = serve_connection(stream, &context_for_thread);
-            });
+            .spawn(move || worker(stream, &context_for_thread, &pool_for_thread));
         if spawned.is_err() {
             context.active.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+    // Dropping `handoff` ends every idle worker.
+}
+
+/// The connection threads kept for reuse.
+#[derive(Debug)]
+struct Pool {
+    /// Connections handed to an idle thread; idle threads take turns waiting on it.
+    waiting: Mutex<mpsc::Receiver<TcpStream>>,
+    /// Threads waiting for a connection and not yet reserved by the accept loop.
+    idle: AtomicUsize,
+}
+
+/// Serves `first`, then whatever the accept loop hands over, until the endpoint stops.
+fn worker(first: TcpStream, context: &Context, pool: &Pool) {
+    let mut next = Some(first);
+    while let Some(stream) = next.take() {
+        {
+            let _slot = ActiveSlot(&context.active);
+            // Errors here are the client's (gone, too slow); nothing to do but close.
+            let _ = serve_connection(stream, context);
+        }
+        pool.idle.fetch_add(1, Ordering::SeqCst);
+        // A poisoned lock means another worker panicked while waiting; this one stops too.
+        next = match pool.waiting.lock() {
+            Ok(waiting) => waiting.recv().ok(),
+            Err(_) => None,
+        };
     }
 }
 
@@ -206,4 +252,50 @@ fn write_response(mut stream: &TcpStream, response: &Response, with_body: bool) 
     stream.flush()?;
     // Half-close so the client sees the end of the response even if it sent more than we read.
     stream.shutdown(Shutdown::Write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).expect("connects");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("writes");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("reads");
+        out
+    }
+
+    #[test]
+    fn reuses_threads_and_a_slow_client_does_not_hold_up_a_probe() {
+        let server = MetricsServer::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            Registry::new(),
+            Arc::new(Health::new()),
+        )
+        .expect("starts");
+        let addr = server.local_addr();
+        // Sequential requests: each is answered (by the one thread kept from the first).
+        for _ in 0..20 {
+            assert!(get(addr, "/healthz").starts_with("HTTP/1.1 200"));
+        }
+        // Two clients that connect and say nothing hold two threads until their read timeout;
+        // a probe meanwhile gets a thread of its own and its answer at once.
+        let silent: Vec<TcpStream> = (0..2)
+            .map(|_| TcpStream::connect(addr).expect("connects"))
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let t = std::time::Instant::now();
+        assert!(get(addr, "/healthz").starts_with("HTTP/1.1 200"));
+        assert!(
+            t.elapsed() < READ_TIMEOUT,
+            "the probe waited for a silent client's thread"
+        );
+        assert!(get(addr, "/nowhere").starts_with("HTTP/1.1 404"));
+        drop(silent);
+        server.shutdown();
+    }
 }
