@@ -5,7 +5,8 @@
 //! Prerequisites: `scripts/setup-test-deps` (tansu) and `cargo build --release -p engauge`.
 //! Run: `taskset -c 1 cargo bench -p engauge-benches --bench broker`
 //! Environment: `EVENTS` (default 1 500 000), `DAYS` of event time they span (default 35), `RUNS`
-//! (default 1): how many times the floor and engauge each process the topic (medians compared).
+//! (default 1): how many times the floor and engauge each process the topic (medians compared),
+//! `PARTITIONS` of the input topic (default 4).
 
 #![allow(clippy::print_stdout)] // A harness reports on stdout.
 
@@ -38,15 +39,23 @@ struct Parsed<'a> {
     amount: Option<f64>,
 }
 
+/// Set (to the bootstrap address) when this binary runs as the snapshot reader.
+const READER_ENV: &str = "ENGAUGE_BENCH_SNAPSHOT_READER";
+
 fn main() {
+    if let Ok(bootstrap) = std::env::var(READER_ENV) {
+        follow_snapshots(&bootstrap);
+        return;
+    }
     let events: u64 = engauge_benches::env_or("EVENTS", 1_500_000);
     let days: i64 = engauge_benches::env_or("DAYS", 35);
+    let partitions: u32 = engauge_benches::env_or("PARTITIONS", 4);
     let (tansu, engauge) = binaries();
 
     let (_broker, bootstrap) = start_tansu(
         &tansu,
         &[
-            ("events", 4),
+            ("events", partitions),
             ("engauge.snapshots", 1),
             ("engauge.dead-letter", 1),
         ],
@@ -91,38 +100,16 @@ fn main() {
 
     // Close → visible: a reader follows the snapshot topic while engauge runs and compares the
     // time it sees each snapshot with the snapshot's `emitted_at` (stamped when the instance
-    // closed).
-    let stop_reader = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let bootstrap = bootstrap.clone();
-        let stop = std::sync::Arc::clone(&stop_reader);
-        std::thread::spawn(move || {
-            let reader: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
-                .set("group.id", "latency")
-                .set("fetch.wait.max.ms", "10")
-                .create()
-                .expect("reader");
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset("engauge.snapshots", 0, Offset::Beginning)
-                .expect("tpl");
-            reader.assign(&tpl).expect("assign");
-            let mut delays = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Some(Ok(m)) = reader.poll(Duration::from_millis(50)) {
-                    let seen = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64);
-                    if let Ok(r) =
-                        engauge_codec::SnapshotRecord::from_json(m.payload().unwrap_or(&[]))
-                    {
-                        delays.push((seen - r.emitted_at) as f64);
-                    }
-                }
-            }
-            delays
-        })
-    };
+    // closed). It is a downstream consumer, not part of the measured process: it runs as a
+    // process of its own on the broker's core, so it does not take engauge's.
+    let mut reader = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(std::env::current_exe().expect("own path"))
+        .env(READER_ENV, &bootstrap)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("reader");
 
     // engauge run from the beginning, default configuration, pinned to core 1, `RUNS` times
     // (a fresh group each time).
@@ -160,8 +147,12 @@ fn main() {
     }
 
     std::thread::sleep(Duration::from_secs(3));
-    stop_reader.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut delays = reader.join().expect("reader");
+    drop(reader.stdin.take()); // Closing its stdin stops the reader.
+    let out = reader.wait_with_output().expect("reader");
+    let mut delays: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
     delays.sort_by(f64::total_cmp);
     let pct = |v: &[f64], q: f64| {
         v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1))
@@ -235,7 +226,7 @@ fn floor_drain(bootstrap: &str, group: &str, events: u64) -> (f64, f64, u64) {
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    for p in 0..4 {
+    for p in 0..engauge_benches::env_or::<i32>("PARTITIONS", 4) {
         tpl.add_partition_offset("events", p, Offset::Beginning)
             .expect("tpl");
     }
@@ -267,8 +258,8 @@ fn median(v: &[f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// One `engauge run` over the whole topic: CPU and wall seconds from its first consumed event
-/// to its last, the snapshots it published and `/metrics` round trips measured afterwards.
+/// One `engauge run` over the whole topic: CPU and wall seconds for all of it (measured between
+/// two scrapes, scaled by the events consumed in between), the snapshots it published and `/metrics` round trips measured afterwards.
 struct RunFigures {
     cpu: f64,
     wall: f64,
@@ -301,7 +292,8 @@ fn engauge_run(
     );
     let pid = child.0.id().to_string();
     let wall0 = Instant::now();
-    let mut first: Option<(f64, Instant)> = None;
+    let mut first: Option<(f64, Instant, u64)> = None;
+    let consumed;
     let (mut max_dedup, mut max_pending) = (0.0f64, 0.0f64);
     loop {
         assert!(
@@ -313,24 +305,30 @@ fn engauge_run(
             "engauge did not finish"
         );
         let scrape = http_get(hport, "/metrics").unwrap_or_default();
-        let consumed = metric(&scrape, "engauge_events_consumed_total").unwrap_or(0.0) as u64;
+        let now_consumed = metric(&scrape, "engauge_events_consumed_total").unwrap_or(0.0) as u64;
         for (max, name) in [
             (&mut max_dedup, "engauge_engine_dedup_ids"),
             (&mut max_pending, "engauge_engine_pending_events"),
         ] {
             *max = max.max(metric(&scrape, name).unwrap_or(0.0));
         }
-        if consumed > 0 && first.is_none() {
-            first = Some((cpu_seconds(&pid), Instant::now()));
+        if now_consumed > 0 && first.is_none() {
+            first = Some((cpu_seconds(&pid), Instant::now(), now_consumed));
         }
-        if consumed >= events {
+        if now_consumed >= events {
+            consumed = now_consumed;
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // Scraping is work for the pipeline too: a few times a second, not more (Prometheus
+        // itself scrapes every 15–60 s).
+        std::thread::sleep(Duration::from_millis(250));
     }
-    let (cpu_first, wall_first) = first.expect("started");
-    let cpu = cpu_seconds(&pid) - cpu_first;
-    let wall = wall_first.elapsed().as_secs_f64();
+    // CPU and wall time between the first scrape that saw events consumed and the one that saw
+    // them all, scaled to the whole topic by the events consumed in between.
+    let (cpu_first, wall_first, consumed_first) = first.expect("started");
+    let scale = events as f64 / (consumed - consumed_first).max(1) as f64;
+    let cpu = (cpu_seconds(&pid) - cpu_first) * scale;
+    let wall = wall_first.elapsed().as_secs_f64() * scale;
     let snapshots = http_get(hport, "/metrics")
         .and_then(|t| metric(&t, "engauge_snapshots_published_total"))
         .unwrap_or(0.0);
@@ -350,5 +348,42 @@ fn engauge_run(
         wall,
         snapshots,
         renders,
+    }
+}
+
+/// The snapshot reader: prints, one per line, how long after its `emitted_at` each snapshot
+/// became visible, once its stdin closes.
+fn follow_snapshots(bootstrap: &str) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "latency")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("engauge.snapshots", 0, Offset::Beginning)
+        .expect("tpl");
+    reader.assign(&tpl).expect("assign");
+    let mut delays = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(50)) {
+            let seen = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            if let Ok(r) = engauge_codec::SnapshotRecord::from_json(m.payload().unwrap_or(&[])) {
+                delays.push(seen - r.emitted_at);
+            }
+        }
+    }
+    for d in delays {
+        println!("{d}");
     }
 }

@@ -69,15 +69,15 @@ impl KafkaSettings {
         Ok(c)
     }
 
-    /// Producer properties: idempotent and batched; then the user's. Not compressed by default:
-    /// at steady state the snapshot topic carries a few kilobytes per second, and while a
-    /// backfill publishes months of snapshots at once LZ4 took 6 % of the pipeline's core
-    /// (BENCHMARKS.md). `compression.type` in `[kafka.producer]` trades that CPU for bytes.
+    /// Producer properties: idempotent, batched, compressed; then the user's. LZ4 pays for
+    /// itself even on loopback: a backfill publishing snapshots uncompressed spent more of the
+    /// core sending the bytes than LZ4 took to shrink them (BENCHMARKS.md).
     pub fn producer_config(&self) -> Result<ClientConfig, SettingsError> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
+            .set("compression.type", "lz4")
             .set("client.id", "engauge");
         for (k, v) in &self.producer {
             let unsupported = match k.as_str() {

@@ -16,7 +16,10 @@ use engauge::telemetry::Telemetry;
 use engauge::{demo, produce, replay};
 
 /// Closing window instances builds and drops many small strings; mimalloc makes that cheap
-/// (glibc's allocator took a fifth of the pipeline's CPU on sparse data).
+/// (glibc's allocator took a fifth of the pipeline's CPU on sparse data). Built without
+/// transparent huge pages (feature `no_thp`): each first touch of a huge page zeroes 2 MiB, and
+/// the pipeline's growing buffers and metrics threads touch many sparsely — zeroing took 8 % of
+/// the pipeline thread in a backfill, and runs without were 5–10 % cheaper (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
