@@ -46,6 +46,9 @@ struct Shared {
 
 struct SourceContext {
     shared: Mutex<Shared>,
+    /// Set after a rebalance is queued in `shared`: the run loop asks after every message, and
+    /// a flag costs less than the lock.
+    rebalanced: std::sync::atomic::AtomicBool,
     errors: crate::log::ErrorLog,
 }
 
@@ -136,6 +139,8 @@ impl ConsumerContext for SourceContext {
             self.shared()
                 .rebalances
                 .push(Rebalance::Revoked(partitions(tpl)));
+            self.rebalanced
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
@@ -144,6 +149,9 @@ impl ConsumerContext for SourceContext {
             let mut shared = self.shared();
             shared.revoked_under = None;
             shared.rebalances.push(Rebalance::Assigned(partitions(tpl)));
+            drop(shared);
+            self.rebalanced
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 }
@@ -167,6 +175,7 @@ impl Source {
             .consumer_config()?
             .create_with_context(SourceContext {
                 shared: Mutex::new(Shared::default()),
+                rebalanced: std::sync::atomic::AtomicBool::new(false),
                 errors: crate::log::ErrorLog::default(),
             })?;
         let topics: Vec<&str> = settings.input_topics.iter().map(String::as_str).collect();
@@ -224,7 +233,14 @@ impl Source {
 
     /// Rebalances that happened during earlier polls, oldest first.
     pub fn take_rebalances(&self) -> Vec<Rebalance> {
-        std::mem::take(&mut self.consumer.context().shared().rebalances)
+        let context = self.consumer.context();
+        if !context
+            .rebalanced
+            .swap(false, std::sync::atomic::Ordering::Acquire)
+        {
+            return Vec::new();
+        }
+        std::mem::take(&mut context.shared().rebalances)
     }
 
     /// Commit points of `partitions` as stored in the group (`None` where none is engauge's).
