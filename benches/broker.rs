@@ -114,7 +114,7 @@ fn main() {
     // engauge run from the beginning, default configuration, pinned to core 1, `RUNS` times
     // (a fresh group each time).
     // For A/B comparisons on this noisy machine: `ALT_BIN` (another engauge binary) and/or
-    // `ALT_ENV` (`NAME=value,…` added to its environment) make every second run the
+    // `ALT_ENV` (`NAME=value,…`, values without commas, added to its environment) make every second run the
     // alternative, reported on its own line.
     let alt_bin = std::env::var("ALT_BIN").ok().map(std::path::PathBuf::from);
     let alt_env: Vec<(String, String)> = std::env::var("ALT_ENV")
@@ -163,7 +163,7 @@ fn main() {
     println!("| measure | value |");
     println!("|---|---|");
     println!(
-        "| events in a 4-partition tansu topic | {events} over {days} days ({parsed} parsed by the floor) |"
+        "| events in a {partitions}-partition tansu topic | {events} over {days} days ({parsed} parsed by the floor) |"
     );
     println!("| snapshots published while processing them | {snapshots} |");
     let rates =
@@ -208,7 +208,7 @@ fn main() {
         pct(&renders, 0.99)
     );
     println!(
-        "| window close → snapshot visible to a consumer ({} snapshots) | p50 {:.0} ms, p99 {:.0} ms |",
+        "| window close → snapshot visible to a consumer ({} snapshots, every run's) | p50 {:.0} ms, p99 {:.0} ms |",
         delays.len(),
         pct(&delays, 0.5),
         pct(&delays, 0.99)
@@ -326,7 +326,12 @@ fn engauge_run(
     // CPU and wall time between the first scrape that saw events consumed and the one that saw
     // them all, scaled to the whole topic by the events consumed in between.
     let (cpu_first, wall_first, consumed_first) = first.expect("started");
-    let scale = events as f64 / (consumed - consumed_first).max(1) as f64;
+    assert!(
+        consumed - consumed_first >= events / 2,
+        "engauge consumed {consumed_first} of {events} events before the first reading: \
+         too few left to measure (use more EVENTS)"
+    );
+    let scale = events as f64 / (consumed - consumed_first) as f64;
     let cpu = (cpu_seconds(&pid) - cpu_first) * scale;
     let wall = wall_first.elapsed().as_secs_f64() * scale;
     let snapshots = http_get(hport, "/metrics")

@@ -175,17 +175,21 @@ struct Pool {
 fn worker(first: TcpStream, context: &Context, pool: &Pool) {
     let mut next = Some(first);
     while let Some(stream) = next.take() {
-        {
-            let _slot = ActiveSlot(&context.active);
-            // Errors here are the client's (gone, too slow); nothing to do but close.
-            let _ = serve_connection(stream, context);
-        }
+        let slot = ActiveSlot(&context.active);
+        // Errors here are the client's (gone, too slow); nothing to do but close.
+        let _ = serve_connection(stream, context);
+        // Idle before the slot is given back: the accept loop never sees a free slot without
+        // this thread to take it, so it starts no thread it does not need.
         pool.idle.fetch_add(1, Ordering::SeqCst);
-        // A poisoned lock means another worker panicked while waiting; this one stops too.
-        next = match pool.waiting.lock() {
-            Ok(waiting) => waiting.recv().ok(),
-            Err(_) => None,
-        };
+        drop(slot);
+        // The receiver is plain data; a poisoned lock (nothing panics while holding it) is
+        // still usable, and this thread must not leave with its idle count taken.
+        next = pool
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .recv()
+            .ok();
     }
 }
 
@@ -278,7 +282,7 @@ mod tests {
         )
         .expect("starts");
         let addr = server.local_addr();
-        // Sequential requests: each is answered (by the one thread kept from the first).
+        // Sequential requests: each is answered (by threads kept from earlier ones).
         for _ in 0..20 {
             assert!(get(addr, "/healthz").starts_with("HTTP/1.1 200"));
         }
