@@ -114,8 +114,8 @@ fn main() {
     // engauge run from the beginning, default configuration, pinned to core 1, `RUNS` times
     // (a fresh group each time).
     // For A/B comparisons on this noisy machine: `ALT_BIN` (another engauge binary) and/or
-    // `ALT_ENV` (`NAME=value,…`, values without commas, added to its environment) make every second run the
-    // alternative, reported on its own line.
+    // `ALT_ENV` (`NAME=value,…`, values without commas, added to its environment) make every
+    // second run the alternative, reported on its own line.
     let alt_bin = std::env::var("ALT_BIN").ok().map(std::path::PathBuf::from);
     let alt_env: Vec<(String, String)> = std::env::var("ALT_ENV")
         .unwrap_or_default()
