@@ -371,9 +371,15 @@ fn kill_the_merger(name: &str, guarantee: Guarantee) {
         !read().is_empty()
     });
     // The kill lands while the second half is being produced and consumed: inside open
-    // transactions of the killed instance.
+    // transactions of the killed instance. The second half goes in ten slices a quarter of a
+    // second apart, so the kill lands mid-run however fast the pipeline is.
     std::thread::scope(|scope| {
-        scope.spawn(|| produce_lines(&tansu.bootstrap, &input_topic, second));
+        scope.spawn(|| {
+            for slice in second.chunks(second.len().div_ceil(10).max(1)) {
+                produce_lines(&tansu.bootstrap, &input_topic, slice);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
         std::thread::sleep(Duration::from_millis(700));
         if let Some(mut p) = procs[merger].take() {
             p.0.kill().expect("SIGKILL");
