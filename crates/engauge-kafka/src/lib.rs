@@ -25,7 +25,7 @@ pub use checkpoints::{
 pub use commit::{Checkpoint, CheckpointError, CommitPoint, StateRef, checkpoint_key, owner_key};
 pub use outbox::{DeliveryFailed, OutRecord, Outbox, OutboxError, TxnEnd, TxnErrorClass, TxnFatal};
 pub use settings::{KafkaSettings, SettingsError};
-pub use source::{Rebalance, Source, SourceError};
+pub use source::{PartitionReader, Rebalance, Source, SourceError};
 
 pub use rdkafka::consumer::CommitMode;
 pub use rdkafka::error::KafkaError;

@@ -1,9 +1,10 @@
 //! The consumer-group member: polling, rebalance hand-off, commits with metadata, lag, health.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
@@ -156,9 +157,41 @@ impl ConsumerContext for SourceContext {
     }
 }
 
+/// One assigned partition read from a queue of its own ([`Source::split`]).
+pub struct PartitionReader {
+    topic: String,
+    partition: i32,
+    queue: PartitionQueue<SourceContext>,
+}
+
+impl std::fmt::Debug for PartitionReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionReader")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartitionReader {
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The partition's next message, end-of-partition notice (`Err(PartitionEOF)`) or error,
+    /// without waiting.
+    pub fn poll(&self) -> Option<Result<BorrowedMessage<'_>, KafkaError>> {
+        self.queue.poll(Duration::ZERO)
+    }
+}
+
 /// A consumer-group member subscribed to the input topics.
 pub struct Source {
-    consumer: BaseConsumer<SourceContext>,
+    consumer: Arc<BaseConsumer<SourceContext>>,
     /// `auto.offset.reset` points at the end (where a partition without a commit starts).
     reset_to_end: bool,
 }
@@ -185,7 +218,7 @@ impl Source {
             .get("auto.offset.reset")
             .is_some_and(|v| matches!(v.as_str(), "latest" | "largest" | "end"));
         Ok(Source {
-            consumer,
+            consumer: Arc::new(consumer),
             reset_to_end,
         })
     }
@@ -219,6 +252,37 @@ impl Source {
     /// The next message, end-of-partition notice (`Err(PartitionEOF)`) or error.
     pub fn poll(&self, timeout: Duration) -> Option<Result<BorrowedMessage<'_>, KafkaError>> {
         self.consumer.poll(timeout)
+    }
+
+    /// Reads each of `partitions` from a queue of its own (librdkafka's partition queues)
+    /// instead of the consumer's one queue, so that the caller chooses which partition to read
+    /// next. `wake` is unparked whenever one of these queues gets a message while empty.
+    ///
+    /// A partition is `None` where librdkafka has no queue for it; its messages keep arriving
+    /// through [`Source::poll`]. Once split, a partition stays split in this consumer
+    /// (librdkafka keeps an application's queue forwarding across assignments): split every
+    /// assignment again, or its messages wait unread. Messages fetched before the split may
+    /// still wait in the consumer's queue: seek the split partitions afterwards (a seek
+    /// discards what was fetched before it). Consumer events (rebalances, errors, statistics)
+    /// still arrive only through [`Source::poll`], which must be called regularly.
+    pub fn split(
+        &self,
+        partitions: &[(String, i32)],
+        wake: &std::thread::Thread,
+    ) -> Vec<Option<PartitionReader>> {
+        partitions
+            .iter()
+            .map(|(topic, partition)| {
+                let mut queue = self.consumer.split_partition_queue(topic, *partition)?;
+                let wake = wake.clone();
+                queue.set_nonempty_callback(move || wake.unpark());
+                Some(PartitionReader {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    queue,
+                })
+            })
+            .collect()
     }
 
     /// Whether a revoke happened during earlier polls and was not taken yet.

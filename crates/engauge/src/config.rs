@@ -300,6 +300,7 @@ struct RawInput {
     max_future_skew: Duration,
     max_event_bytes: usize,
     idle_timeout: Duration,
+    ordered_reads: bool,
 }
 
 impl Default for RawInput {
@@ -308,6 +309,7 @@ impl Default for RawInput {
             max_future_skew: Duration(engauge_core::time::DAY),
             max_event_bytes: 64 * 1024,
             idle_timeout: Duration(30 * engauge_core::time::SECOND),
+            ordered_reads: true,
         }
     }
 }
@@ -433,6 +435,9 @@ pub struct Config {
     pub max_event_bytes: usize,
     /// A caught-up partition quiet this long no longer holds the watermark back.
     pub idle_timeout: Millis,
+    /// Each assigned partition is read from a queue of its own, the one furthest behind in
+    /// event time first (else in the order librdkafka fetched them).
+    pub ordered_reads: bool,
     pub kafka: engauge_kafka::KafkaSettings,
     /// Offsets are committed (after every effect is confirmed) this often.
     pub commit_interval: Millis,
@@ -666,6 +671,7 @@ impl Config {
             max_future_skew: raw.input.max_future_skew.0,
             max_event_bytes: raw.input.max_event_bytes,
             idle_timeout: raw.input.idle_timeout.0,
+            ordered_reads: raw.input.ordered_reads,
             kafka,
             commit_interval: k.commit_interval.0,
             max_pending_events: k.max_pending_events,

@@ -7,6 +7,7 @@ pub mod merger;
 pub mod partials;
 pub mod pipeline;
 pub mod produce;
+mod reader;
 pub mod replay;
 pub mod saved;
 pub mod telemetry;

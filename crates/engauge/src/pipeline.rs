@@ -18,16 +18,21 @@ use engauge_codec::{DecodeContext, RejectReason, decode_event, encode_snapshot};
 use engauge_core::time::HOUR;
 use engauge_core::{Engine, EngineStats, Ingested, Millis, Snapshot, WatermarkTracker};
 use engauge_kafka::{
-    Checkpoint, CommitMode, CommitPoint, Headers, KafkaError, Message, OutRecord, Outbox,
-    Rebalance, Source, StateRef, TxnEnd, TxnErrorClass, checkpoint_key, read_checkpoints,
+    BorrowedMessage, Checkpoint, CommitMode, CommitPoint, Headers, KafkaError, Message, OutRecord,
+    Outbox, Rebalance, Source, StateRef, TxnEnd, TxnErrorClass, checkpoint_key, read_checkpoints,
     read_state, state_chunks, state_hash,
 };
 
 use crate::config::{Config, Guarantee};
 use crate::partials;
+use crate::reader::{Polled, Reader, View};
 use crate::saved::{self, SavedPartition};
 use crate::telemetry::Telemetry;
 use crate::watchdog::Watchdog;
+
+/// Ordered reads: a partition is read on while its event time stays within this of the next
+/// partition behind it.
+const READ_SLACK: Millis = engauge_core::time::MINUTE;
 
 /// Wall clock in milliseconds.
 pub fn now_millis() -> Millis {
@@ -54,6 +59,8 @@ struct PartitionState {
     /// Hour of `max_ts` → first offset at which `max_ts` reached that hour.
     progress: BTreeMap<i64, i64>,
     paused: bool,
+    /// Its position reached its end (no message since the last end notice).
+    at_end: bool,
     /// After a seek: the partition's end when the seek was made. librdkafka reports an end of
     /// partition only once per end offset, so a partition read to its end, then sought back,
     /// gets no second report; reaching this offset stands in for it.
@@ -71,6 +78,7 @@ impl PartitionState {
             max_ts: None,
             progress: BTreeMap::new(),
             paused: false,
+            at_end: false,
             end_after_seek: None,
         }
     }
@@ -294,35 +302,59 @@ fn run_pipeline(
     telemetry.set_not_ready("waiting for a partition assignment");
     let mut last_tick = Instant::now();
     let mut polls: u32 = 0;
+    // Ordered reads: the assigned partitions' own queues (see `reader`).
+    let mut reader: Option<Reader> = None;
     while !shutdown.load(Ordering::Relaxed) {
         for rebalance in source.take_rebalances() {
+            if config.ordered_reads {
+                // Split before `assign` seeks: the seek discards what reached the consumer's
+                // queue before the split.
+                reader = match &rebalance {
+                    Rebalance::Assigned(parts) => Some(Reader::new(
+                        parts.clone(),
+                        source.split(parts, &std::thread::current()),
+                        READ_SLACK,
+                    )),
+                    Rebalance::Revoked(_) => None,
+                };
+            }
             pipeline.rebalance(&source, rebalance)?;
         }
         if pipeline.recreate_consumer {
             // A rewind could not seek: leave the group and join again (the new assignment
             // rebuilds from the committed offsets).
             pipeline.recreate_consumer = false;
+            reader = None;
             source = pipeline.rejoin(source)?;
             continue;
         }
-        let busy = match source.poll(Duration::from_millis(20)) {
-            Some(Ok(message)) => {
-                pipeline.message(&message);
-                true
+        // The consumer's queue carries rebalances, errors and statistics, and the messages of
+        // partitions not read from queues of their own: with ordered reads, look every 16
+        // messages or when the partitions have nothing.
+        polls = polls.wrapping_add(1);
+        let mut busy = false;
+        let mut idle = false;
+        if reader.as_ref().is_none_or(Reader::has_unsplit) || polls.is_multiple_of(16) {
+            let wait = Duration::from_millis(if reader.is_some() { 0 } else { 20 });
+            busy = pipeline.polled_main(source.poll(wait));
+        }
+        if !busy && let Some(reader) = reader.as_mut() {
+            match reader.poll(|key| pipeline.view(key)) {
+                Polled::Message(message) => {
+                    pipeline.message(&message);
+                    busy = true;
+                }
+                Polled::End(key) => pipeline.end_of(key),
+                Polled::Error(e) => telemetry.kafka_error(&e),
+                Polled::Nothing => idle = true,
             }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                pipeline.eof(partition);
-                false
-            }
-            Some(Err(e)) => {
-                telemetry.kafka_error(&e);
-                false
-            }
-            None => false,
-        };
+        }
+        if idle && !pipeline.polled_main(source.poll(Duration::ZERO)) {
+            // Woken early when a partition's queue gets messages.
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
         // Reading the clock costs about as much as handling a small message: while messages
         // flow, look every 16 of them (well under a millisecond).
-        polls = polls.wrapping_add(1);
         if busy && !polls.is_multiple_of(16) {
             continue;
         }
@@ -334,6 +366,7 @@ fn run_pipeline(
                 // Hand over what is safe, leave the group and join again with a new consumer:
                 // the new assignment rebuilds from the committed offsets.
                 pipeline.commit(&source, CommitMode::Sync)?;
+                reader = None;
                 source = pipeline.rejoin(source)?;
             }
         }
@@ -640,7 +673,9 @@ impl Pipeline<'_> {
         // Exactly-once commits the processed position: rebuilding starts before it, a restored
         // state continues from it.
         let mut ends = vec![None; parts.len()];
-        if seek || self.exactly_once {
+        // Ordered reads: the run loop split the partitions' queues; a seek discards what was
+        // fetched into the consumer's queue before.
+        if seek || self.exactly_once || self.config.ordered_reads {
             for ((part, point), end) in parts.iter().zip(&points).zip(&mut ends) {
                 let to = point.map(|p| {
                     if restored.is_some() {
@@ -725,7 +760,10 @@ impl Pipeline<'_> {
             };
             state.shard = shard;
             match end {
-                Some((from, high)) if high <= from => tracker.set_caught_up(index, true),
+                Some((from, high)) if high <= from => {
+                    tracker.set_caught_up(index, true);
+                    state.at_end = true;
+                }
                 Some((_, high)) => state.end_after_seek = Some(high),
                 None => {}
             }
@@ -968,7 +1006,7 @@ impl Pipeline<'_> {
         self.assign(source, parts, true)
     }
 
-    fn message(&mut self, message: &engauge_kafka::BorrowedMessage<'_>) {
+    fn message(&mut self, message: &BorrowedMessage<'_>) {
         let Some(assignment) = self.assignment.as_mut() else {
             return;
         };
@@ -992,8 +1030,10 @@ impl Pipeline<'_> {
             return; // Already processed in this assignment: never count twice.
         }
         state.next = offset + 1;
+        state.at_end = false;
         if state.end_after_seek.is_some_and(|end| state.next >= end) {
             state.end_after_seek = None;
+            state.at_end = true;
             assignment.shards[state.shard]
                 .tracker
                 .set_caught_up(state.index, true);
@@ -1067,6 +1107,59 @@ impl Pipeline<'_> {
         }
     }
 
+    /// Handles what the consumer's queue gave; whether it was a message.
+    fn polled_main(&mut self, polled: Option<Result<BorrowedMessage<'_>, KafkaError>>) -> bool {
+        match polled {
+            Some(Ok(message)) => {
+                self.message(&message);
+                true
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                self.eof(partition);
+                false
+            }
+            Some(Err(e)) => {
+                self.telemetry.kafka_error(&e);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Where an assigned partition stands, for the reader's order.
+    fn view(&self, key: &(String, i32)) -> View {
+        let state = self
+            .assignment
+            .as_ref()
+            .and_then(|a| a.partitions.iter().find(|(k, _)| k == key));
+        match state {
+            Some((_, s)) => View {
+                max_ts: s.max_ts,
+                at_end: s.at_end,
+                paused: s.paused,
+            },
+            // Not part of the assignment (yet): nothing to wait for.
+            None => View {
+                max_ts: None,
+                at_end: true,
+                paused: false,
+            },
+        }
+    }
+
+    /// A partition read from its own queue reached its end.
+    fn end_of(&mut self, key: &(String, i32)) {
+        self.progressed = true;
+        if let Some(a) = self.assignment.as_mut()
+            && let Some((_, state)) = a.partitions.iter_mut().find(|(k, _)| k == key)
+        {
+            state.at_end = true;
+            a.shards[state.shard]
+                .tracker
+                .set_caught_up(state.index, true);
+        }
+    }
+
     fn eof(&mut self, partition: i32) {
         self.progressed = true;
         // The notice names no topic: trust it only with one input topic.
@@ -1074,8 +1167,9 @@ impl Pipeline<'_> {
             return;
         }
         if let Some(a) = self.assignment.as_mut()
-            && let Some((_, state)) = a.partitions.iter().find(|(k, _)| k.1 == partition)
+            && let Some((_, state)) = a.partitions.iter_mut().find(|(k, _)| k.1 == partition)
         {
+            state.at_end = true;
             a.shards[state.shard]
                 .tracker
                 .set_caught_up(state.index, true);
