@@ -87,7 +87,18 @@ pub(crate) struct Segmenter {
     segments: Vec<SegmentInfo>,
     /// Scratch: value id per dimension for the current event.
     scratch: Vec<u16>,
+    /// Per set, the segment ids of value combinations seen so far, indexed densely (each
+    /// dimension's value id is below `max_values + 2`): one load per event and set instead of
+    /// hashing the packed key. `NO_SEGMENT` where not known yet; empty for a set whose
+    /// combinations would need more than [`MAX_DIRECT`] entries (it keeps to `ids`). Derived
+    /// from `ids`, so not part of a saved state: refilled as events come.
+    #[serde(skip)]
+    direct: Vec<Vec<u32>>,
 }
+
+/// Most entries of a set's direct table (16 KiB): three dimensions at the default cap of 20.
+const MAX_DIRECT: usize = 4_096;
+const NO_SEGMENT: u32 = u32::MAX;
 
 impl Segmenter {
     pub fn new(config: &SegmentsConfig) -> Self {
@@ -128,6 +139,7 @@ impl Segmenter {
             sets,
             ids: HashMap::new(),
             segments: Vec::new(),
+            direct: Vec::new(),
         };
         // Segment 0 is all users.
         seg.segment_id(0);
@@ -150,7 +162,37 @@ impl Segmenter {
         }
         out.push(0);
         for set in 1..self.sets.len() {
-            out.push(self.segment_id(set));
+            out.push(self.direct_segment_id(set));
+        }
+    }
+
+    /// [`Self::segment_id`] through the set's direct table where it has one.
+    fn direct_segment_id(&mut self, set: usize) -> u32 {
+        if self.direct.len() != self.sets.len() {
+            self.direct = self.sets.iter().map(|_| Vec::new()).collect();
+        }
+        let radix = self.dims.first().map_or(0, |d| d.values.max_values + 2);
+        let dims = &self.sets[set];
+        let entries = u32::try_from(dims.len())
+            .ok()
+            .and_then(|n| radix.checked_pow(n))
+            .filter(|&n| n <= MAX_DIRECT);
+        let Some(entries) = entries else {
+            return self.segment_id(set);
+        };
+        let index = dims
+            .iter()
+            .fold(0, |i, &d| i * radix + usize::from(self.scratch[d]));
+        if self.direct[set].len() != entries {
+            self.direct[set] = vec![NO_SEGMENT; entries];
+        }
+        match self.direct[set][index] {
+            NO_SEGMENT => {
+                let id = self.segment_id(set);
+                self.direct[set][index] = id;
+                id
+            }
+            id => id,
         }
     }
 
@@ -258,6 +300,61 @@ mod tests {
         assert_eq!(keys(&[("plan", "team")])[1], "plan=__other__");
         assert_eq!(keys(&[("plan", "free")])[1], "plan=free");
         assert_eq!(s.overflow(), vec![("plan".into(), 1), ("region".into(), 0)]);
+    }
+
+    /// Sets with a direct table and sets too wide for one (three dimensions of 40 values) give
+    /// the ids the packed-key map gives, in first-seen order, and a restored segmenter (whose
+    /// tables start empty) goes on with the same ids.
+    #[test]
+    fn direct_tables_agree_with_the_key_map() {
+        let cfg = SegmentsConfig {
+            dimensions: vec!["a".into(), "b".into(), "c".into()],
+            sets: vec![
+                vec!["a".into()],
+                vec!["a".into(), "b".into()],
+                vec!["a".into(), "b".into(), "c".into()],
+            ],
+            max_values: 40,
+        };
+        const VALUES: [&str; 7] = ["v0", "v1", "v2", "v3", "v4", "v5", "v6"];
+        let events: Vec<Event<'static>> = (0..400)
+            .map(|k: usize| {
+                let pick = |salt: usize| VALUES[(k * 7 + salt * 13 + k / 5) % VALUES.len()];
+                let mut attrs = vec![("a", pick(1)), ("b", pick(2)), ("c", pick(3))];
+                attrs.truncate(3 - k % 3); // some events lack `c`, or `b` and `c`
+                event(&attrs)
+            })
+            .collect();
+        let mut direct = Segmenter::new(&cfg);
+        let mut out = Vec::new();
+        for e in &events[..200] {
+            direct.map(e, &mut out);
+        }
+        let saved = bincode::serialize(&direct).expect("encodes");
+        let mut restored: Segmenter = bincode::deserialize(&saved).expect("decodes");
+        for e in &events[200..] {
+            restored.map(e, &mut out);
+        }
+        assert!(direct.direct[1].len() == 42 && direct.direct[2].len() == 42 * 42);
+        assert!(
+            direct.direct[3].is_empty(),
+            "42^3 entries: the key map only"
+        );
+
+        // The same events through the packed-key map alone.
+        let mut keyed = Segmenter::new(&cfg);
+        let mut expected = Vec::new();
+        for e in &events {
+            for (i, dim) in keyed.dims.iter_mut().enumerate() {
+                keyed.scratch[i] = e.attr(&dim.name).map_or(NONE_ID, |v| dim.values.id(v));
+            }
+            expected.push(0);
+            for set in 1..keyed.sets.len() {
+                expected.push(keyed.segment_id(set));
+            }
+        }
+        assert_eq!(out, expected);
+        assert_eq!(restored.len(), keyed.len());
     }
 
     #[test]
