@@ -71,15 +71,12 @@ impl KafkaSettings {
 
     /// Producer properties: idempotent, batched, compressed; then the user's. LZ4 pays for
     /// itself even on loopback: a backfill publishing snapshots uncompressed spent more of the
-    /// core sending the bytes than LZ4 took to shrink them (BENCHMARKS.md). A closing instance
-    /// publishes its segments' snapshots in one burst, and a backfill closes instances back to
-    /// back: lingering 20 ms sends them in fewer, larger produce requests (fewer wake-ups of
-    /// the producer thread) for at most 20 ms more before a snapshot is visible.
+    /// core sending the bytes than LZ4 took to shrink them (BENCHMARKS.md).
     pub fn producer_config(&self) -> Result<ClientConfig, SettingsError> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
-            .set("linger.ms", "20")
+            .set("linger.ms", "5")
             .set("compression.type", "lz4")
             .set("client.id", "engauge");
         for (k, v) in &self.producer {

@@ -20,9 +20,6 @@ use engauge::{demo, produce, replay};
 /// transparent huge pages (feature `no_thp`): each first touch of a huge page zeroes 2 MiB, and
 /// the pipeline's growing buffers and metrics threads touch many sparsely — zeroing took 8 % of
 /// the pipeline thread in a backfill, and runs without were 5–10 % cheaper (BENCHMARKS.md).
-/// With feature `override` it also serves C `malloc`/`free`, so librdkafka's per-message
-/// allocations (made on its fetch thread, freed on the pipeline thread) leave glibc, whose
-/// cross-arena frees and heap trimming showed as `_int_free`, `_int_malloc` and page faults.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
