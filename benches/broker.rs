@@ -5,7 +5,8 @@
 //! Prerequisites: `scripts/setup-test-deps` (tansu) and `cargo build --release -p engauge`.
 //! Run: `taskset -c 1 cargo bench -p engauge-benches --bench broker`
 //! Environment: `EVENTS` (default 1 500 000), `DAYS` of event time they span (default 35), `RUNS`
-//! (default 1): how many times the floor and engauge each process the topic (medians compared),
+//! (default 1): rounds in which the floor, then engauge (then the `ALT_BIN`/`ALT_ENV`
+//! alternative) each process the topic — compared as medians and round by round —,
 //! `PARTITIONS` of the input topic (default 4).
 
 #![allow(clippy::print_stdout)] // A harness reports on stdout.
@@ -88,15 +89,9 @@ fn main() {
         t0.elapsed().as_secs_f64()
     );
 
-    // Floor: a plain rdkafka consumer draining and parsing the topic, `RUNS` times.
     let runs: usize = engauge_benches::env_or("RUNS", 1).max(1);
     let mut floors = Vec::new();
     let mut parsed = 0u64;
-    for run in 0..runs {
-        let (cpu, wall, ok) = floor_drain(&bootstrap, &format!("floor-{run}"), events);
-        parsed = ok;
-        floors.push((cpu, wall));
-    }
 
     // Close → visible: a reader follows the snapshot topic while engauge runs and compares the
     // time it sees each snapshot with the snapshot's `emitted_at` (stamped when the instance
@@ -128,21 +123,34 @@ fn main() {
     let mut alt_seen = Vec::new();
     let mut renders = Vec::new();
     let mut snapshots = 0.0;
-    for run in 0..runs * if with_alt { 2 } else { 1 } {
-        let alt = with_alt && run % 2 == 1;
-        let bin = if alt {
-            alt_bin.as_ref().unwrap_or(&engauge)
-        } else {
-            &engauge
-        };
-        let env: &[(String, String)] = if alt { &alt_env } else { &[] };
-        let r = engauge_run(bin, env, &bootstrap, &format!("bench-{run}"), events);
-        if alt {
-            alt_seen.push((r.cpu, r.wall));
-        } else {
-            snapshots = r.snapshots;
-            renders = r.renders;
-            runs_seen.push((r.cpu, r.wall));
+    // Rounds: the floor (a plain rdkafka consumer draining and parsing the topic), then engauge,
+    // then the alternative. This machine's speed drifts by a quarter from one minute to the
+    // next; a ratio of runs taken minutes apart in the same round (`per round` below) is
+    // steadier than one of all the floors against all the engauge runs.
+    for round in 0..runs {
+        let (cpu, wall, ok) = floor_drain(&bootstrap, &format!("floor-{round}"), events);
+        parsed = ok;
+        floors.push((cpu, wall));
+        for alt in [false, true].into_iter().take(if with_alt { 2 } else { 1 }) {
+            let run = if with_alt {
+                2 * round + usize::from(alt)
+            } else {
+                round
+            };
+            let bin = if alt {
+                alt_bin.as_ref().unwrap_or(&engauge)
+            } else {
+                &engauge
+            };
+            let env: &[(String, String)] = if alt { &alt_env } else { &[] };
+            let r = engauge_run(bin, env, &bootstrap, &format!("bench-{run}"), events);
+            if alt {
+                alt_seen.push((r.cpu, r.wall));
+            } else {
+                snapshots = r.snapshots;
+                renders = r.renders;
+                runs_seen.push((r.cpu, r.wall));
+            }
         }
     }
 
@@ -188,9 +196,23 @@ fn main() {
         "| engauge run, default config, from the beginning, events/CPU-s | {} |",
         list(&runs_seen)
     );
+    // Each run's rate over its own round's floor; the median of those.
+    let per_round = |seen: &[(f64, f64)]| -> String {
+        let ratios: Vec<f64> = rates(seen)
+            .iter()
+            .zip(&floor_rates)
+            .map(|(r, f)| r / f)
+            .collect();
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        format!("{:.2} ({})", median(&ratios), each.join(" / "))
+    };
     println!(
         "| engauge / floor (medians) | {:.2} |",
         median(&engauge_rates) / median(&floor_rates)
+    );
+    println!(
+        "| engauge / floor, per round (median, then each) | {} |",
+        per_round(&runs_seen)
     );
     if with_alt {
         println!(
@@ -200,6 +222,10 @@ fn main() {
         println!(
             "| alternative / floor (medians) | {:.2} |",
             median(&rates(&alt_seen)) / median(&floor_rates)
+        );
+        println!(
+            "| alternative / floor, per round (median, then each) | {} |",
+            per_round(&alt_seen)
         );
     }
     println!(
