@@ -126,7 +126,8 @@ fn main() {
     // Rounds: the floor (a plain rdkafka consumer draining and parsing the topic), then engauge,
     // then the alternative. This machine's speed drifts by a quarter from one minute to the
     // next; a ratio of runs taken minutes apart in the same round (`per round` below) is
-    // steadier than one of all the floors against all the engauge runs.
+    // steadier than one of all the floors against all the engauge runs. The snapshot reader
+    // idles on the broker's core during the floors (nothing is published then).
     for round in 0..runs {
         let (cpu, wall, ok) = floor_drain(&bootstrap, &format!("floor-{round}"), events);
         parsed = ok;

@@ -87,18 +87,29 @@ pub(crate) struct Segmenter {
     segments: Vec<SegmentInfo>,
     /// Scratch: value id per dimension for the current event.
     scratch: Vec<u16>,
-    /// Per set, the segment ids of value combinations seen so far, indexed densely (each
-    /// dimension's value id is below `max_values + 2`): one load per event and set instead of
-    /// hashing the packed key. `NO_SEGMENT` where not known yet; empty for a set whose
-    /// combinations would need more than [`MAX_DIRECT`] entries (it keeps to `ids`). Derived
-    /// from `ids`, so not part of a saved state: refilled as events come.
+    /// Per set, the segment ids of value combinations seen so far, indexed densely by the
+    /// set's value ids: one load per event and set instead of hashing the packed key. Derived
+    /// from `ids`, so not part of a saved state: built on the first event, refilled as events
+    /// come.
     #[serde(skip)]
-    direct: Vec<Vec<u32>>,
+    direct: DirectTables,
 }
 
-/// Most entries of a set's direct table (16 KiB): three dimensions at the default cap of 20.
+/// Most entries of a set's direct table (16 KiB): two dimensions at the default cap of 20 need
+/// 484; three need 10 648 and keep to the packed-key map.
 const MAX_DIRECT: usize = 4_096;
 const NO_SEGMENT: u32 = u32::MAX;
+
+/// The segmenter's direct tables (see `Segmenter::direct`).
+#[derive(Debug, Default)]
+struct DirectTables {
+    /// Value ids per dimension are below this (`max_values + 2`, with `__none__` and
+    /// `__other__`): the base of a table's index.
+    radix: usize,
+    /// Per set; `None` for a set whose combinations need more than [`MAX_DIRECT`] entries.
+    /// Empty until built.
+    tables: Vec<Option<Vec<u32>>>,
+}
 
 impl Segmenter {
     pub fn new(config: &SegmentsConfig) -> Self {
@@ -139,7 +150,7 @@ impl Segmenter {
             sets,
             ids: HashMap::new(),
             segments: Vec::new(),
-            direct: Vec::new(),
+            direct: DirectTables::default(),
         };
         // Segment 0 is all users.
         seg.segment_id(0);
@@ -160,39 +171,47 @@ impl Segmenter {
                 };
             }
         }
+        if self.direct.tables.is_empty() {
+            self.build_direct_tables();
+        }
         out.push(0);
         for set in 1..self.sets.len() {
             out.push(self.direct_segment_id(set));
         }
     }
 
+    fn build_direct_tables(&mut self) {
+        let radix = self.dims.first().map_or(0, |d| d.values.max_values + 2);
+        let tables = self
+            .sets
+            .iter()
+            .map(|dims| {
+                let entries = u32::try_from(dims.len())
+                    .ok()
+                    .and_then(|n| radix.checked_pow(n))
+                    .filter(|&n| n <= MAX_DIRECT)?;
+                Some(vec![NO_SEGMENT; entries])
+            })
+            .collect();
+        self.direct = DirectTables { radix, tables };
+    }
+
     /// [`Self::segment_id`] through the set's direct table where it has one.
     fn direct_segment_id(&mut self, set: usize) -> u32 {
-        if self.direct.len() != self.sets.len() {
-            self.direct = self.sets.iter().map(|_| Vec::new()).collect();
-        }
-        let radix = self.dims.first().map_or(0, |d| d.values.max_values + 2);
-        let dims = &self.sets[set];
-        let entries = u32::try_from(dims.len())
-            .ok()
-            .and_then(|n| radix.checked_pow(n))
-            .filter(|&n| n <= MAX_DIRECT);
-        let Some(entries) = entries else {
-            return self.segment_id(set);
-        };
-        let index = dims
+        let radix = self.direct.radix;
+        let index = self.sets[set]
             .iter()
             .fold(0, |i, &d| i * radix + usize::from(self.scratch[d]));
-        if self.direct[set].len() != entries {
-            self.direct[set] = vec![NO_SEGMENT; entries];
-        }
-        match self.direct[set][index] {
-            NO_SEGMENT => {
+        match self.direct.tables[set].as_ref().map(|table| table[index]) {
+            Some(NO_SEGMENT) => {
                 let id = self.segment_id(set);
-                self.direct[set][index] = id;
+                if let Some(table) = self.direct.tables[set].as_mut() {
+                    table[index] = id;
+                }
                 id
             }
-            id => id,
+            Some(id) => id,
+            None => self.segment_id(set),
         }
     }
 
@@ -335,9 +354,12 @@ mod tests {
         for e in &events[200..] {
             restored.map(e, &mut out);
         }
-        assert!(direct.direct[1].len() == 42 && direct.direct[2].len() == 42 * 42);
-        assert!(
-            direct.direct[3].is_empty(),
+        let sizes: Vec<Option<usize>> = (direct.direct.tables.iter())
+            .map(|t| t.as_ref().map(Vec::len))
+            .collect();
+        assert_eq!(
+            sizes,
+            [Some(1), Some(42), Some(42 * 42), None],
             "42^3 entries: the key map only"
         );
 
