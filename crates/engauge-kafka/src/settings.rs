@@ -45,7 +45,14 @@ impl KafkaSettings {
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
             .set("fetch.queue.backoff.ms", "50")
-            .set("queued.max.messages.kbytes", "65536")
+            // Bounded read-ahead (librdkafka's defaults keep up to 100 000 messages and 64 MiB
+            // per partition once partitions have queues of their own). A CPU-bound consumer
+            // gains nothing from more; a backfill then held the whole topic in fresh memory and
+            // the fetch thread spent a quarter of its time faulting pages in (BENCHMARKS.md).
+            .set("queued.min.messages", "10000")
+            .set("queued.max.messages.kbytes", "16384")
+            .set("max.partition.fetch.bytes", "262144")
+            .set("fetch.max.bytes", "1048576")
             .set("statistics.interval.ms", "1000")
             .set("client.id", "engauge");
         for (k, v) in &self.consumer {
@@ -166,6 +173,18 @@ mod tests {
             s.transactional_id(&[("events".into(), 0)]),
             "engauge-g-1-5c3d4ccf0481008c"
         );
+    }
+
+    #[test]
+    fn read_ahead_is_bounded_and_the_user_still_wins() {
+        let mut s = settings();
+        let c = s.consumer_config().expect("defaults are valid");
+        assert_eq!(c.get("queued.min.messages"), Some("10000"));
+        assert_eq!(c.get("fetch.max.bytes"), Some("1048576"));
+        s.consumer
+            .insert("fetch.max.bytes".into(), "52428800".into());
+        let c = s.consumer_config().expect("an override is valid");
+        assert_eq!(c.get("fetch.max.bytes"), Some("52428800"));
     }
 
     #[test]
