@@ -1478,7 +1478,7 @@ impl Engine {
                 (parts, SketchExtra::default())
             };
             parts.clv = clv_window;
-            let (mut kpis, features) = self.snapshot_kpis(&parts, running);
+            let (mut kpis, features) = self.snapshot_kpis(&mut parts, running);
             kpis.lifecycle_skipped = extra.lifecycle_skipped;
             let info = self.segmenter.info(seg as u32);
             out.push(Snapshot {
@@ -1625,12 +1625,26 @@ impl Engine {
     /// The KPIs and features of `parts`, built from `running`. Without partials the parts
     /// carry no duration histogram ([`Parts`] copies it only for partials): the quantiles are
     /// read from `running`'s own.
+    ///
+    /// Unless the parts travel on (partials) or come from sketches, their feature names move
+    /// into the snapshot instead of being copied.
     fn snapshot_kpis(
         &self,
-        parts: &Parts,
+        parts: &mut Parts,
         running: &WindowSeg,
     ) -> (crate::Kpis, Vec<(String, crate::FeatureKpis)>) {
-        let (mut kpis, features) = parts.kpis(&self.config.clv);
+        let (mut kpis, features) = if self.config.partials || parts.sketches.is_some() {
+            parts.kpis(&self.config.clv)
+        } else {
+            let names = std::mem::take(&mut parts.features);
+            let (kpis, _) = parts.kpis(&self.config.clv);
+            let active = kpis.active_users;
+            let features = names
+                .into_iter()
+                .map(|(name, users)| (name, crate::partial::feature_kpis(users, active)))
+                .collect();
+            (kpis, features)
+        };
         if !self.config.partials {
             let quantiles = running.durations.quantiles([0.5, 0.9, 0.99]);
             kpis.session_duration = crate::partial::duration_stats(quantiles, &running.agg);
@@ -1664,12 +1678,15 @@ impl Engine {
 
     /// Named features with users, sorted by name (the reserved ids and active users excluded).
     fn feature_list(&self, users: impl Iterator<Item = (u16, u64)>) -> Vec<(String, u64)> {
-        let mut features: Vec<(String, u64)> = users
+        let mut features: Vec<(&str, u64)> = users
             .filter(|&(f, users)| named_feature(f) && users > 0)
-            .map(|(f, users)| (self.features.name(f).to_owned(), users))
+            .map(|(f, users)| (self.features.name(f), users))
             .collect();
-        features.sort_by(|a, b| a.0.cmp(&b.0));
+        features.sort_unstable_by(|a, b| a.0.cmp(b.0));
         features
+            .into_iter()
+            .map(|(name, users)| (name.to_owned(), users))
+            .collect()
     }
 
     /// The parts of segment `seg` over tracked range `range`: its running sums and distinct-user
@@ -1857,7 +1874,7 @@ impl Engine {
                             lifecycle_skipped: false,
                         })
                     });
-                    let parts = Parts {
+                    let mut parts = Parts {
                         active: est(ACTIVE),
                         paying: est(PAYING),
                         cancelled: est(CANCELLED),
@@ -1869,7 +1886,7 @@ impl Engine {
                         sketches,
                         ..Parts::of_running(running, self.config.partials)
                     };
-                    let (mut kpis, features) = self.snapshot_kpis(&parts, running);
+                    let (mut kpis, features) = self.snapshot_kpis(&mut parts, running);
                     if seg == 0 {
                         // Sketches give the ratio itself.
                         kpis.n_day_retention = cal
@@ -1893,7 +1910,7 @@ impl Engine {
                     if seg == 0 {
                         parts.n_day = cohorts.clone();
                     }
-                    let (kpis, features) = self.snapshot_kpis(&parts, running);
+                    let (kpis, features) = self.snapshot_kpis(&mut parts, running);
                     (parts, kpis, features, None)
                 };
             out.push(Snapshot {

@@ -412,15 +412,7 @@ impl Parts {
         let features = self
             .features
             .iter()
-            .map(|(name, users)| {
-                (
-                    name.clone(),
-                    FeatureKpis {
-                        users: *users,
-                        adoption_ratio: kpi::ratio(*users as f64, active as f64),
-                    },
-                )
-            })
+            .map(|(name, users)| (name.clone(), feature_kpis(*users, active)))
             .collect();
         (k, features)
     }
@@ -487,6 +479,14 @@ fn merge_sorted(a: Vec<(String, u64)>, b: &[(String, u64)]) -> Vec<(String, u64)
             (None, Some(_)) => out.push(b.next().expect("peeked").clone()),
             (None, None) => return out,
         }
+    }
+}
+
+/// Adoption of a feature with `users` distinct users among `active` users.
+pub(crate) fn feature_kpis(users: u64, active: u64) -> FeatureKpis {
+    FeatureKpis {
+        users,
+        adoption_ratio: kpi::ratio(users as f64, active as f64),
     }
 }
 

@@ -278,17 +278,19 @@ impl Outbox {
 
     fn send_with(&mut self, record: &OutRecord, partition: Option<i32>, tracked: usize) {
         loop {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-            for (k, v) in &record.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v),
-                });
-            }
             let mut r: BaseRecord<'_, [u8], [u8], usize> =
-                BaseRecord::with_opaque_to(&record.topic, tracked)
-                    .payload(&record.payload[..])
-                    .headers(headers);
+                BaseRecord::with_opaque_to(&record.topic, tracked).payload(&record.payload[..]);
+            // Snapshots carry no headers: no header list to allocate and free per record.
+            if !record.headers.is_empty() {
+                let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+                for (k, v) in &record.headers {
+                    headers = headers.insert(Header {
+                        key: k,
+                        value: Some(v),
+                    });
+                }
+                r = r.headers(headers);
+            }
             if let Some(key) = &record.key {
                 r = r.key(&key[..]);
             }
