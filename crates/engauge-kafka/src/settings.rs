@@ -48,7 +48,7 @@ impl KafkaSettings {
             // Bounded read-ahead (librdkafka's defaults keep up to 100 000 messages and 64 MiB
             // per partition once partitions have queues of their own). A CPU-bound consumer
             // gains nothing from more; a backfill then held the whole topic in fresh memory and
-            // the fetch thread spent a quarter of its time faulting pages in (BENCHMARKS.md).
+            // over a third of the fetch thread's time went on faulting pages in (BENCHMARKS.md).
             .set("queued.min.messages", "10000")
             .set("queued.max.messages.kbytes", "16384")
             .set("max.partition.fetch.bytes", "262144")
