@@ -4,7 +4,7 @@
 
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{Bencher, black_box};
-use engauge_codec::{DecodeContext, decode_event, encode_snapshot, parse_rfc3339};
+use engauge_codec::{CurrencyRates, DecodeContext, decode_event, encode_snapshot, parse_rfc3339};
 use engauge_core::time::format_rfc3339;
 use engauge_core::{DurationStats, FeatureKpis, Kpis, Snapshot, SurveyCounts};
 
@@ -124,7 +124,12 @@ fn with_escape(events: Vec<Vec<u8>>, first: bool) -> Vec<Vec<u8>> {
 
 fn bench_stream(bencher: Bencher, events: &[Vec<u8>]) {
     let bytes: usize = events.iter().map(Vec::len).sum();
-    let ctx = DecodeContext::new(NOW);
+    // Purchases are in EUR: convert them, as a deployment with `[currencies]` does.
+    let rates = CurrencyRates::new("USD", &[("EUR".to_owned(), 1.08)]).expect("valid rates");
+    let ctx = DecodeContext {
+        currencies: std::sync::Arc::new(rates),
+        ..DecodeContext::new(NOW)
+    };
     for e in events {
         assert!(
             decode_event(e, &ctx).is_ok(),
