@@ -78,12 +78,15 @@ impl KafkaSettings {
 
     /// Producer properties: idempotent, batched, compressed; then the user's. LZ4 pays for
     /// itself even on loopback: a backfill publishing snapshots uncompressed spent more of the
-    /// core sending the bytes than LZ4 took to shrink them (BENCHMARKS.md).
+    /// core sending the bytes than LZ4 took to shrink them (BENCHMARKS.md). A 20 ms linger
+    /// lets a backfill's snapshots fill batches near `batch.size` (1 MB): the producer thread
+    /// then costs a third less than with 5 ms, for at most 20 ms more before a snapshot is
+    /// visible (the goal is 250 ms at p99).
     pub fn producer_config(&self) -> Result<ClientConfig, SettingsError> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
+            .set("linger.ms", "20")
             .set("compression.type", "lz4")
             .set("client.id", "engauge");
         for (k, v) in &self.producer {
@@ -185,6 +188,17 @@ mod tests {
             .insert("fetch.max.bytes".into(), "52428800".into());
         let c = s.consumer_config().expect("an override is valid");
         assert_eq!(c.get("fetch.max.bytes"), Some("52428800"));
+    }
+
+    #[test]
+    fn producer_lingers_and_the_user_still_wins() {
+        let mut s = settings();
+        let p = s.producer_config().expect("defaults are valid");
+        assert_eq!(p.get("linger.ms"), Some("20"));
+        assert_eq!(p.get("compression.type"), Some("lz4"));
+        s.producer.insert("linger.ms".into(), "0".into());
+        let p = s.producer_config().expect("an override is valid");
+        assert_eq!(p.get("linger.ms"), Some("0"));
     }
 
     #[test]
