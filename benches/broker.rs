@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engauge_benches::process::{
-    Proc, binaries, cpu_seconds, free_port, http_get, metric, start_tansu,
+    Proc, binaries, cpu_seconds, cpu_seconds_by_thread, free_port, http_get, metric, start_tansu,
 };
 
 use rdkafka::ClientConfig;
@@ -121,6 +121,7 @@ fn main() {
     let with_alt = alt_bin.is_some() || !alt_env.is_empty();
     let mut runs_seen = Vec::new();
     let mut alt_seen = Vec::new();
+    let (mut runs_threads, mut alt_threads) = (Vec::new(), Vec::new());
     let mut renders = Vec::new();
     let mut snapshots = 0.0;
     // Rounds: the floor (a plain rdkafka consumer draining and parsing the topic), then engauge,
@@ -147,7 +148,9 @@ fn main() {
             let r = engauge_run(bin, env, &bootstrap, &format!("bench-{run}"), events);
             if alt {
                 alt_seen.push((r.cpu, r.wall));
+                alt_threads.push(r.threads);
             } else {
+                runs_threads.push(r.threads);
                 snapshots = r.snapshots;
                 renders = r.renders;
                 runs_seen.push((r.cpu, r.wall));
@@ -215,10 +218,30 @@ fn main() {
         "| engauge / floor, per round (median, then each) | {} |",
         per_round(&runs_seen)
     );
+    // Per thread, the median of each part: the pipeline thread and librdkafka's threads move
+    // independently, so a change to one shows here before it shows in the whole.
+    let by_thread = |seen: &[[f64; 4]]| -> String {
+        let part = |i: usize| median(&seen.iter().map(|t| t[i]).collect::<Vec<_>>());
+        format!(
+            "{:.2} / {:.2} / {:.2} / {:.2}",
+            part(0),
+            part(1),
+            part(2),
+            part(3)
+        )
+    };
+    println!(
+        "| engauge run, CPU-s by thread (medians): pipeline / librdkafka broker threads / metrics endpoint / other | {} |",
+        by_thread(&runs_threads)
+    );
     if with_alt {
         println!(
             "| alternative (ALT_BIN / ALT_ENV), events/CPU-s | {} |",
             list(&alt_seen)
+        );
+        println!(
+            "| alternative, CPU-s by thread (medians) | {} |",
+            by_thread(&alt_threads)
         );
         println!(
             "| alternative / floor (medians) | {:.2} |",
@@ -289,6 +312,8 @@ fn median(v: &[f64]) -> f64 {
 /// two scrapes, scaled by the events consumed in between), the snapshots it published and `/metrics` round trips measured afterwards.
 struct RunFigures {
     cpu: f64,
+    /// The same CPU time by thread (see [`cpu_seconds_by_thread`]).
+    threads: [f64; 4],
     wall: f64,
     snapshots: f64,
     renders: Vec<f64>,
@@ -319,7 +344,7 @@ fn engauge_run(
     );
     let pid = child.0.id().to_string();
     let wall0 = Instant::now();
-    let mut first: Option<(f64, Instant, u64)> = None;
+    let mut first: Option<(f64, [f64; 4], Instant, u64)> = None;
     let consumed;
     let (mut max_dedup, mut max_pending) = (0.0f64, 0.0f64);
     loop {
@@ -340,7 +365,12 @@ fn engauge_run(
             *max = max.max(metric(&scrape, name).unwrap_or(0.0));
         }
         if now_consumed > 0 && first.is_none() {
-            first = Some((cpu_seconds(&pid), Instant::now(), now_consumed));
+            first = Some((
+                cpu_seconds(&pid),
+                cpu_seconds_by_thread(&pid),
+                Instant::now(),
+                now_consumed,
+            ));
         }
         if now_consumed >= events {
             consumed = now_consumed;
@@ -352,7 +382,7 @@ fn engauge_run(
     }
     // CPU and wall time between the first scrape that saw events consumed and the one that saw
     // them all, scaled to the whole topic by the events consumed in between.
-    let (cpu_first, wall_first, consumed_first) = first.expect("started");
+    let (cpu_first, threads_first, wall_first, consumed_first) = first.expect("started");
     assert!(
         consumed - consumed_first >= events / 2,
         "engauge consumed {consumed_first} of {events} events before the first reading: \
@@ -360,6 +390,8 @@ fn engauge_run(
     );
     let scale = events as f64 / (consumed - consumed_first) as f64;
     let cpu = (cpu_seconds(&pid) - cpu_first) * scale;
+    let threads_last = cpu_seconds_by_thread(&pid);
+    let threads = std::array::from_fn(|i| (threads_last[i] - threads_first[i]) * scale);
     let wall = wall_first.elapsed().as_secs_f64() * scale;
     let snapshots = http_get(hport, "/metrics")
         .and_then(|t| metric(&t, "engauge_snapshots_published_total"))
@@ -377,6 +409,7 @@ fn engauge_run(
     eprintln!("run {group}: at most {max_dedup} ids remembered, {max_pending} events pending");
     RunFigures {
         cpu,
+        threads,
         wall,
         snapshots,
         renders,
