@@ -97,7 +97,11 @@ pub mod process {
 
     /// User + system CPU seconds of a process (`self` or a pid).
     pub fn cpu_seconds(pid: &str) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+    }
+
+    /// User + system time from the text of a `/proc/…/stat` file (0 when unreadable).
+    fn stat_cpu_seconds(stat: &str) -> f64 {
         let after = stat.rsplit(')').next().unwrap_or("");
         let f: Vec<&str> = after.split_whitespace().collect();
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
@@ -115,12 +119,10 @@ pub mod process {
         };
         for task in tasks.flatten() {
             let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            let Some((head, after)) = stat.rsplit_once(')') else {
+            let Some((head, _)) = stat.rsplit_once(')') else {
                 continue;
             };
             let (tid, name) = head.split_once(" (").unwrap_or(("", ""));
-            let f: Vec<&str> = after.split_whitespace().collect();
-            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
             let part = if tid == pid {
                 0
             } else if name.starts_with("rdk:broker") {
@@ -130,7 +132,7 @@ pub mod process {
             } else {
                 3
             };
-            parts[part] += (ticks(11) + ticks(12)) / 100.0;
+            parts[part] += stat_cpu_seconds(&stat);
         }
         parts
     }

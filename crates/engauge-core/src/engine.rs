@@ -1628,24 +1628,16 @@ impl Engine {
     /// carry no duration histogram ([`Parts`] copies it only for partials): the quantiles are
     /// read from `running`'s own.
     ///
-    /// Unless the parts travel on (partials) or come from sketches, their feature names move
-    /// into the snapshot instead of being copied.
+    /// Unless the parts travel on (partials), their feature names move into the snapshot.
     fn snapshot_kpis(
         &self,
         parts: &mut Parts,
         running: &WindowSeg,
     ) -> (crate::Kpis, Vec<(String, crate::FeatureKpis)>) {
-        let (mut kpis, features) = if self.config.partials || parts.sketches.is_some() {
+        let (mut kpis, features) = if self.config.partials {
             parts.kpis(&self.config.clv)
         } else {
-            let names = std::mem::take(&mut parts.features);
-            let (kpis, _) = parts.kpis(&self.config.clv);
-            let active = kpis.active_users;
-            let features = names
-                .into_iter()
-                .map(|(name, users)| (name, crate::partial::feature_kpis(users, active)))
-                .collect();
-            (kpis, features)
+            parts.take_kpis(&self.config.clv)
         };
         if !self.config.partials {
             let quantiles = running.durations.quantiles([0.5, 0.9, 0.99]);

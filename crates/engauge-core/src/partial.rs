@@ -341,6 +341,19 @@ impl Parts {
         (k, features)
     }
 
+    /// [`Parts::kpis`] for parts that go no further: the feature names move into the result
+    /// instead of being copied. With sketches the features come from the sketches, and
+    /// nothing moves.
+    pub(crate) fn take_kpis(&mut self, clv: &ClvConfig) -> (Kpis, Vec<(String, FeatureKpis)>) {
+        if self.sketches.is_some() {
+            return self.kpis(clv);
+        }
+        let names = std::mem::take(&mut self.features);
+        let (k, _) = self.kpis_of_counts(clv);
+        let features = adoption(names, k.active_users);
+        (k, features)
+    }
+
     fn kpis_of_counts(&self, clv: &ClvConfig) -> (Kpis, Vec<(String, FeatureKpis)>) {
         let active = self.active;
         let a = &self.agg;
@@ -409,12 +422,7 @@ impl Parts {
         if self.clv {
             k.clv_estimate = kpi::clv(k.arpu, clv.gross_margin, k.churn_ratio);
         }
-        let features = self
-            .features
-            .iter()
-            .map(|(name, users)| (name.clone(), feature_kpis(*users, active)))
-            .collect();
-        (k, features)
+        (k, adoption(self.features.iter().cloned(), active))
     }
 
     /// Parts with `events` events of which `active` distinct users (for tests of merging).
@@ -482,12 +490,24 @@ fn merge_sorted(a: Vec<(String, u64)>, b: &[(String, u64)]) -> Vec<(String, u64)
     }
 }
 
-/// Adoption of a feature with `users` distinct users among `active` users.
-pub(crate) fn feature_kpis(users: u64, active: u64) -> FeatureKpis {
-    FeatureKpis {
-        users,
-        adoption_ratio: kpi::ratio(users as f64, active as f64),
-    }
+/// Adoption of each feature, given its distinct users, among `active` users.
+fn adoption(
+    features: impl IntoIterator<Item = (String, u64)>,
+    active: u64,
+) -> Vec<(String, FeatureKpis)> {
+    features
+        .into_iter()
+        .map(|(name, users)| {
+            let adoption_ratio = kpi::ratio(users as f64, active as f64);
+            (
+                name,
+                FeatureKpis {
+                    users,
+                    adoption_ratio,
+                },
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
