@@ -219,7 +219,7 @@ fn encode_one_snapshot(bencher: Bencher) {
         features: (0..10)
             .map(|i| {
                 (
-                    format!("feature_{i}"),
+                    format!("feature_{i}").into(),
                     FeatureKpis {
                         users: 100 + i,
                         adoption_ratio: Some(0.1),

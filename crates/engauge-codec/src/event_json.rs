@@ -176,6 +176,26 @@ pub fn decode_event<'a>(bytes: &'a [u8], ctx: &DecodeContext) -> Result<Event<'a
     decoded
 }
 
+/// [`decode_event`] into `event`, which must be as [`empty_event`] made it: the caller keeps
+/// the event where it uses it, and the hot path moves no event around (one is a few hundred
+/// bytes).
+pub fn decode_event_into<'a>(
+    bytes: &'a [u8],
+    ctx: &DecodeContext,
+    event: &mut Event<'a>,
+) -> Result<(), Reject> {
+    let text = check_bytes(bytes, ctx)?;
+    if event_scan::decode(text, ctx, event).is_none() {
+        *event = decode_with_serde(text, ctx)?;
+    }
+    Ok(())
+}
+
+/// An event with every field empty, for [`decode_event_into`] to fill.
+pub fn empty_event<'a>() -> Event<'a> {
+    event_scan::empty_event()
+}
+
 /// The checks on the raw message that come before any parsing: size, then UTF-8.
 pub(crate) fn check_bytes<'a>(bytes: &'a [u8], ctx: &DecodeContext) -> Result<&'a str, Reject> {
     if bytes.len() > ctx.max_event_bytes {

@@ -19,7 +19,10 @@ mod rfc3339;
 mod snapshot_json;
 mod snapshot_record;
 
-pub use event_json::{Currency, CurrencyRates, DecodeContext, MAX_AMOUNT, MAX_ATTRS, decode_event};
+pub use event_json::{
+    Currency, CurrencyRates, DecodeContext, MAX_AMOUNT, MAX_ATTRS, decode_event, decode_event_into,
+    empty_event,
+};
 pub use reject::{Reject, RejectReason};
 pub use rfc3339::parse_rfc3339;
 pub use snapshot_json::{SNAPSHOT_SCHEMA, encode_snapshot, snapshot_key};

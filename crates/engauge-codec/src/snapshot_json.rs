@@ -649,7 +649,7 @@ mod tests {
             snap.window = window.clone();
             snap.end = end;
             snap.segment = vec![(dim.clone(), value.clone())];
-            snap.features[0].0 = feature.clone();
+            snap.features[0].0 = feature.as_str().into();
             let text = encode(&snap, end + 1);
             let v: serde_json::Value = serde_json::from_str(&text).expect("valid json");
             proptest::prop_assert_eq!(v["window"].as_str(), Some(window.as_str()));

@@ -229,7 +229,7 @@ impl SnapshotRecord {
                 .iter()
                 .map(|(name, f)| {
                     (
-                        name.clone(),
+                        name.as_str().into(),
                         FeatureKpis {
                             users: f.users,
                             adoption_ratio: f.adoption_ratio,

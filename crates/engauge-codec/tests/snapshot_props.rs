@@ -82,7 +82,7 @@ fn snapshot(finite_only: bool) -> impl Strategy<Value = Snapshot> {
                     .into_iter()
                     .map(|(name, (users, adoption_ratio))| {
                         (
-                            name,
+                            name.into(),
                             FeatureKpis {
                                 users,
                                 adoption_ratio,

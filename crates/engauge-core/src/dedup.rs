@@ -31,10 +31,14 @@ pub(crate) struct Dedup {
     horizon: Millis,
     seen: HashSet<u64, BuildHasherDefault<IdentityHasher>>,
     buckets: BTreeMap<Millis, Vec<u64>>,
+    /// Emptied buckets, kept for reuse: a bucket filled from empty reallocates a dozen times.
+    spare: Vec<Vec<u64>>,
     hasher: foldhash::quality::FixedState,
 }
 
 const BUCKET: Millis = 60_000;
+/// Emptied buckets kept for reuse.
+const SPARE_BUCKETS: usize = 8;
 
 impl Dedup {
     pub fn new(horizon: Millis) -> Self {
@@ -42,6 +46,7 @@ impl Dedup {
             horizon,
             seen: HashSet::default(),
             buckets: BTreeMap::new(),
+            spare: Vec::new(),
             hasher: foldhash::quality::FixedState::with_seed(0x656e_6761_7567_6521),
         }
     }
@@ -64,7 +69,13 @@ impl Dedup {
         // Most ids land in the newest bucket: skip the tree walk for it.
         match self.buckets.last_entry() {
             Some(mut last) if *last.key() == bucket => last.get_mut().push(hash),
-            _ => self.buckets.entry(bucket).or_default().push(hash),
+            _ => {
+                let spare = &mut self.spare;
+                self.buckets
+                    .entry(bucket)
+                    .or_insert_with(|| spare.pop().unwrap_or_default())
+                    .push(hash);
+            }
         }
         true
     }
@@ -76,8 +87,12 @@ impl Dedup {
             if *entry.key() >= limit {
                 break;
             }
-            for hash in entry.remove() {
+            let mut hashes = entry.remove();
+            for hash in hashes.drain(..) {
                 self.seen.remove(&hash);
+            }
+            if self.spare.len() < SPARE_BUCKETS {
+                self.spare.push(hashes);
             }
         }
     }

@@ -24,8 +24,8 @@ use crate::sketched::{
 use crate::time::{DAY, HOUR};
 use crate::users::{Interner, SegUser, UserState};
 use crate::{
-    ConfigError, DistinctMode, EngineConfig, Event, EventKind, Millis, Snapshot, Survey,
-    WindowSpec, dedup::Dedup,
+    ConfigError, DistinctMode, EngineConfig, Event, EventKind, FeatureName, Millis, Snapshot,
+    Survey, WindowSpec, dedup::Dedup,
 };
 
 /// What happened to an ingested event.
@@ -471,14 +471,18 @@ pub struct Engine {
     feature_counts: Vec<LastSeenCounts>,
     /// Per feature key, its feature id.
     feature_of_key: Vec<u16>,
-    /// Per segment, its feature keys.
+    /// Per segment, its feature keys, in feature name order.
     seg_features: Vec<Vec<u32>>,
+    /// Per window (same index), what [`lifecycle_moved`] divides by, computed once.
+    life_geometry: Vec<LifeGeometry>,
     /// Open sessions that do not live in per-user state: those with a `session_id`, and without
     /// per-user state (every window a sketch window) the gap-based ones too. Keyed by (user,
     /// session id hash), with one entry per segment inside: one map probe per event.
     keyed_sessions: HashMap<(u64, u64), SegSessions>,
     open_sessions: u64,
     timers: Timers,
+    /// Scratch for the timers due at a boundary (kept for its capacity).
+    due_timers: Vec<Timer>,
     dedup: Dedup,
     pending: BTreeMap<u32, PaneBuffer>,
     /// Emptied pane buffers kept for reuse, so sealing does not churn the allocator.
@@ -602,6 +606,7 @@ impl Engine {
                 sketch: w.distinct.unwrap_or(config.distinct) == DistinctMode::Sketch,
             })
             .collect();
+        let life_geometry = windows.iter().map(|w| LifeGeometry::new(w, base)).collect();
         let cal_level = slides
             .iter()
             .position(|&g| g == BOUNDARY_GRAIN)
@@ -696,9 +701,11 @@ impl Engine {
             feature_counts: Vec::new(),
             feature_of_key: Vec::new(),
             seg_features: Vec::new(),
+            life_geometry,
             keyed_sessions: HashMap::new(),
             open_sessions: 0,
             timers: Timers::default(),
+            due_timers: Vec::new(),
             dedup: Dedup::new(config.dedup_horizon),
             pending: BTreeMap::new(),
             spare_buffers: Vec::new(),
@@ -946,7 +953,14 @@ impl Engine {
                 self.seg_counts[seg_idx].moved(&self.shape, &self.ranges, old, bp);
                 su.last_pane = bp;
                 if self.config.lifecycle {
-                    lifecycle_moved(&mut self.windows, self.base, seg_idx, old, bp, first);
+                    lifecycle_moved(
+                        &mut self.windows,
+                        &mut self.life_geometry,
+                        seg_idx,
+                        old,
+                        bp,
+                        first,
+                    );
                 }
                 if !self.calendars.is_empty() {
                     calendar_moved(
@@ -1072,7 +1086,14 @@ impl Engine {
             .push(LastSeenCounts::new(&self.shape, &self.ranges));
         self.feature_of_key.push(feature);
         self.feature_keys.insert((seg, feature), k);
-        self.seg_features[seg as usize].push(k);
+        // Kept in name order, so building a snapshot's feature list finds it sorted already
+        // (state restored from an older checkpoint may not be: the list is still sorted).
+        let features = &self.features;
+        let name = |f: u16| named_feature(f).then(|| features.name(f));
+        let keys = &mut self.seg_features[seg as usize];
+        let at = keys
+            .partition_point(|&other| name(self.feature_of_key[other as usize]) <= name(feature));
+        keys.insert(at, k);
         k
     }
 
@@ -1308,9 +1329,12 @@ impl Engine {
                 self.spare_buffers.push(buffer);
             }
         }
-        for timer in self.timers.take_through(sealed) {
+        let mut due = std::mem::take(&mut self.due_timers);
+        self.timers.take_through(sealed, &mut due);
+        for timer in due.drain(..) {
             self.fire(timer, b);
         }
+        self.due_timers = due;
         let finest = self.levels[0].granularity;
         if self.roll_up && b.rem_euclid(finest) == 0 {
             let (done, coarser) = self.levels.split_first_mut().expect("at least one level");
@@ -1633,7 +1657,7 @@ impl Engine {
         &self,
         parts: &mut Parts,
         running: &WindowSeg,
-    ) -> (crate::Kpis, Vec<(String, crate::FeatureKpis)>) {
+    ) -> (crate::Kpis, Vec<(FeatureName, crate::FeatureKpis)>) {
         let (mut kpis, features) = if self.config.partials {
             parts.kpis(&self.config.clv)
         } else {
@@ -1671,16 +1695,16 @@ impl Engine {
     }
 
     /// Named features with users, sorted by name (the reserved ids and active users excluded).
-    fn feature_list(&self, users: impl Iterator<Item = (u16, u64)>) -> Vec<(String, u64)> {
-        let mut features: Vec<(&str, u64)> = users
+    fn feature_list(&self, users: impl Iterator<Item = (u16, u64)>) -> Vec<(FeatureName, u64)> {
+        let mut features: Vec<(FeatureName, u64)> = users
             .filter(|&(f, users)| named_feature(f) && users > 0)
-            .map(|(f, users)| (self.features.name(f), users))
+            .map(|(f, users)| (self.features.shared_name(f), users))
             .collect();
-        features.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Segments keep their feature keys in name order (see `feature_key`).
+        if !features.is_sorted_by(|a, b| a.0 <= b.0) {
+            features.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
         features
-            .into_iter()
-            .map(|(name, users)| (name.to_owned(), users))
-            .collect()
     }
 
     /// The parts of segment `seg` over tracked range `range`: its running sums and distinct-user
@@ -1721,7 +1745,7 @@ impl Engine {
 
     /// Per feature used in segment `seg` within tracked range `range`, its users (the reserved
     /// paying/cancelled ids are KPIs of their own, not features), sorted by name.
-    fn features_of(&self, seg: usize, range: usize) -> Vec<(String, u64)> {
+    fn features_of(&self, seg: usize, range: usize) -> Vec<(FeatureName, u64)> {
         self.feature_list(self.seg_features[seg].iter().map(|&k| {
             (
                 self.feature_of_key[k as usize],
@@ -1986,7 +2010,7 @@ impl Engine {
 /// user's first active pane). Adds the instances this makes them retained or new in.
 fn lifecycle_moved(
     windows: &mut [WindowState],
-    base: Millis,
+    geometry: &mut [LifeGeometry],
     seg: usize,
     old: Option<u32>,
     new: u32,
@@ -1994,10 +2018,10 @@ fn lifecycle_moved(
 ) {
     // In base panes: an instance k ends at k·sp panes; "ends after pane x" is k ≥ x / sp + 1.
     let (n, f) = (i64::from(new), i64::from(first));
-    for w in windows.iter_mut().filter(|w| !w.sketch) {
-        let (lp, sp) = (w.length / base, w.slide / base);
-        let idx = |x: i64| if sp == 1 { x + 1 } else { x / sp + 1 };
-        let closed = w.e_last.map_or(i64::MIN / 2, |e| e / w.slide);
+    for (w, g) in windows.iter_mut().zip(geometry).filter(|(w, _)| !w.sketch) {
+        let closed = g.closed(w);
+        let (lp, sp, div) = (g.length_panes, g.slide_panes, g.slide_div);
+        let idx = |x: i64| div.div(x) + 1;
         if w.life.len() <= seg {
             let slots = (2 * lp / sp + 4) as usize;
             w.life.resize_with(seg + 1, || LifeSeg {
@@ -2021,6 +2045,74 @@ fn lifecycle_moved(
             // First activity in this segment: new in the instances whose current period
             // holds both it and the user's first activity: ends in (new, first + L].
             None => life.new.add(closed, idx(n.max(f)), idx(f + lp), 1),
+        }
+    }
+}
+
+/// A window's length and slide in base panes, for [`lifecycle_moved`], which runs for every
+/// user whose last active pane moves and would otherwise divide five times per window.
+#[derive(Debug, Clone, Copy)]
+struct LifeGeometry {
+    length_panes: i64,
+    slide_panes: i64,
+    slide_div: Divisor,
+    /// `e_last` and the index of the instance ending there (`e_last / slide`), when known.
+    closed: Option<(Millis, i64)>,
+}
+
+impl LifeGeometry {
+    fn new(w: &WindowState, base: Millis) -> Self {
+        let slide_panes = w.slide / base;
+        LifeGeometry {
+            length_panes: w.length / base,
+            slide_panes,
+            slide_div: Divisor::new(slide_panes),
+            closed: None,
+        }
+    }
+
+    /// Index of the last closed instance of `w` (far in the past before the first close).
+    fn closed(&mut self, w: &WindowState) -> i64 {
+        match (w.e_last, self.closed) {
+            (None, _) => i64::MIN / 2,
+            (Some(e), Some((at, k))) if at == e => k,
+            (Some(e), _) => {
+                let k = e / w.slide;
+                self.closed = Some((e, k));
+                k
+            }
+        }
+    }
+}
+
+/// Division of non-negative numbers by a fixed positive divisor: by one multiplication when
+/// both fit 32 bits (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019:
+/// `⌊n / d⌋ = ⌊M·n / 2⁶⁴⌋` with `M = ⌊(2⁶⁴ − 1) / d⌋ + 1`, exact for every 32-bit `n` and `d`),
+/// by a division otherwise. Equal to `n / d` for every `n ≥ 0`.
+#[derive(Debug, Clone, Copy)]
+struct Divisor {
+    d: i64,
+    /// `M`, or 0 when the divisor is 1 or does not fit 32 bits.
+    m: u64,
+}
+
+impl Divisor {
+    fn new(d: i64) -> Self {
+        assert!(d > 0, "divisor must be positive");
+        let m = match u32::try_from(d) {
+            Ok(d32) if d32 > 1 => u64::MAX / u64::from(d32) + 1,
+            _ => 0,
+        };
+        Divisor { d, m }
+    }
+
+    fn div(self, n: i64) -> i64 {
+        if self.d == 1 {
+            return n;
+        }
+        match u32::try_from(n) {
+            Ok(n32) if self.m != 0 => ((u128::from(self.m) * u128::from(n32)) >> 64) as i64,
+            _ => n / self.d,
         }
     }
 }

@@ -36,6 +36,6 @@ pub use kpi::{DurationStats, Kpis, SurveyCounts};
 pub use partial::{LifecycleCounts, Parts};
 pub use replay::Replay;
 pub use segment::{NONE_VALUE, OTHER_VALUE};
-pub use snapshot::{FeatureKpis, Snapshot};
+pub use snapshot::{FeatureKpis, FeatureName, Snapshot};
 pub use time::Millis;
 pub use watermark::WatermarkTracker;

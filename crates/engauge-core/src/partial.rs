@@ -10,7 +10,7 @@ use crate::kpi::{self, DurationStats, Kpis, SurveyCounts};
 use crate::pane::{Agg, WindowSeg};
 use crate::quantile::SparseHistogram;
 use crate::sketch::{CompactSet, DistinctSketch, SetUnion, a_not_b, a_not_b_estimate, overlap};
-use crate::{ClvConfig, FeatureKpis};
+use crate::{ClvConfig, FeatureKpis, FeatureName};
 
 /// Lifecycle counts of one (instance, segment): retained, churned and new users.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -35,7 +35,7 @@ pub struct Parts {
     /// Active users over the last day at the same end: the stickiness numerator (30-day windows).
     pub day_active: Option<u64>,
     /// Distinct users per named feature (users > 0), sorted by name.
-    pub features: Vec<(String, u64)>,
+    pub features: Vec<(FeatureName, u64)>,
     /// Calendar `day` windows, all-users segment: per `n`, (users returned, users in the cohort).
     pub n_day: Vec<(u32, u64, u64)>,
     /// The window is the CLV period.
@@ -178,7 +178,7 @@ impl PartSketches {
         parts.features = self
             .features
             .iter()
-            .map(|(name, image)| (name.clone(), hll_count(image)))
+            .map(|(name, image)| (FeatureName::from(name.as_str()), hll_count(image)))
             .filter(|&(_, users)| users > 0)
             .collect();
         if let Some([previous, current, seen]) = &self.lifecycle {
@@ -256,9 +256,7 @@ impl Parts {
         // Usually every feature of `other` is here already: add in place, allocating nothing.
         let mut at = Vec::with_capacity(other.features.len());
         let all_here = other.features.iter().all(|(name, _)| {
-            let found = self
-                .features
-                .binary_search_by(|(mine, _)| mine.as_str().cmp(name));
+            let found = self.features.binary_search_by(|(mine, _)| mine.cmp(name));
             at.extend(found.ok());
             found.is_ok()
         });
@@ -320,7 +318,7 @@ impl Parts {
 
     /// The KPIs and feature adoption these parts give. With sketches, the distinct counts are
     /// their estimates (the counts above hold a single engine's, not a merge's).
-    pub fn kpis(&self, clv: &ClvConfig) -> (Kpis, Vec<(String, FeatureKpis)>) {
+    pub fn kpis(&self, clv: &ClvConfig) -> (Kpis, Vec<(FeatureName, FeatureKpis)>) {
         let Some(s) = &self.sketches else {
             return self.kpis_of_counts(clv);
         };
@@ -344,7 +342,7 @@ impl Parts {
     /// [`Parts::kpis`] for parts that go no further: the feature names move into the result
     /// instead of being copied. With sketches the features come from the sketches, and
     /// nothing moves.
-    pub(crate) fn take_kpis(&mut self, clv: &ClvConfig) -> (Kpis, Vec<(String, FeatureKpis)>) {
+    pub(crate) fn take_kpis(&mut self, clv: &ClvConfig) -> (Kpis, Vec<(FeatureName, FeatureKpis)>) {
         if self.sketches.is_some() {
             return self.kpis(clv);
         }
@@ -354,7 +352,7 @@ impl Parts {
         (k, features)
     }
 
-    fn kpis_of_counts(&self, clv: &ClvConfig) -> (Kpis, Vec<(String, FeatureKpis)>) {
+    fn kpis_of_counts(&self, clv: &ClvConfig) -> (Kpis, Vec<(FeatureName, FeatureKpis)>) {
         let active = self.active;
         let a = &self.agg;
         let sessions = a.sessions.max(0) as u64;
@@ -468,7 +466,7 @@ pub(crate) fn duration_stats(quantiles: Option<[f64; 3]>, a: &Agg) -> Option<Dur
 }
 
 /// Two name-sorted lists with counts summed per name.
-fn merge_sorted(a: Vec<(String, u64)>, b: &[(String, u64)]) -> Vec<(String, u64)> {
+fn merge_sorted(a: Vec<(FeatureName, u64)>, b: &[(FeatureName, u64)]) -> Vec<(FeatureName, u64)> {
     let mut out = Vec::with_capacity(a.len().max(b.len()));
     let mut a = a.into_iter().peekable();
     let mut b = b.iter().peekable();
@@ -492,9 +490,9 @@ fn merge_sorted(a: Vec<(String, u64)>, b: &[(String, u64)]) -> Vec<(String, u64)
 
 /// Adoption of each feature, given its distinct users, among `active` users.
 fn adoption(
-    features: impl IntoIterator<Item = (String, u64)>,
+    features: impl IntoIterator<Item = (FeatureName, u64)>,
     active: u64,
-) -> Vec<(String, FeatureKpis)> {
+) -> Vec<(FeatureName, FeatureKpis)> {
     features
         .into_iter()
         .map(|(name, users)| {
@@ -516,15 +514,11 @@ mod tests {
 
     #[test]
     fn features_merge_by_name() {
-        let a = vec![("a".to_owned(), 1), ("c".to_owned(), 2)];
-        let b = [("b".to_owned(), 5), ("c".to_owned(), 3)];
+        let a = vec![("a".into(), 1), ("c".into(), 2)];
+        let b = [("b".into(), 5), ("c".into(), 3)];
         assert_eq!(
             merge_sorted(a, &b),
-            vec![
-                ("a".to_owned(), 1),
-                ("b".to_owned(), 5),
-                ("c".to_owned(), 5)
-            ]
+            vec![("a".into(), 1), ("b".into(), 5), ("c".into(), 5)]
         );
     }
 

@@ -21,7 +21,7 @@ const OTHER_ID: u16 = 1;
 pub(crate) struct CappedValues {
     ids: HashMap<Box<str>, u16>,
     /// Index = id; 0 and 1 are `__none__` and `__other__`.
-    names: Vec<Box<str>>,
+    names: Vec<std::sync::Arc<str>>,
     max_values: usize,
     allowlist: Option<Vec<String>>,
     pub overflow: u64,
@@ -59,6 +59,11 @@ impl CappedValues {
 
     pub fn name(&self, id: u16) -> &str {
         &self.names[usize::from(id)]
+    }
+
+    /// [`CappedValues::name`], shared.
+    pub fn shared_name(&self, id: u16) -> std::sync::Arc<str> {
+        self.names[usize::from(id)].clone()
     }
 }
 

@@ -63,27 +63,35 @@ pub(crate) struct Timer {
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Timers {
     buckets: BTreeMap<u32, Vec<Timer>>,
+    /// Emptied buckets, kept for reuse.
+    #[serde(skip)]
+    spare: Vec<Vec<Timer>>,
 }
+
+/// Emptied buckets kept for reuse.
+const SPARE_BUCKETS: usize = 8;
 
 impl Timers {
     pub fn set(&mut self, pane: u32, timer: Timer) {
-        self.buckets.entry(pane).or_default().push(timer);
+        let spare = &mut self.spare;
+        self.buckets
+            .entry(pane)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .push(timer);
     }
 
-    /// Removes and returns the timers of every bucket up to and including `pane`.
-    pub fn take_through(&mut self, pane: u32) -> Vec<Timer> {
-        let mut out = Vec::new();
+    /// Moves the timers of every bucket up to and including `pane` to `out`.
+    pub fn take_through(&mut self, pane: u32, out: &mut Vec<Timer>) {
         while let Some(entry) = self.buckets.first_entry() {
             if *entry.key() > pane {
                 break;
             }
-            if out.is_empty() {
-                out = entry.remove();
-            } else {
-                out.extend(entry.remove());
+            let mut bucket = entry.remove();
+            out.append(&mut bucket);
+            if self.spare.len() < SPARE_BUCKETS {
+                self.spare.push(bucket);
             }
         }
-        out
     }
 }
 

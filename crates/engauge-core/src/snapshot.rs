@@ -16,7 +16,7 @@ pub struct Snapshot {
     pub segment: Vec<(String, String)>,
     pub kpis: Kpis,
     /// Per feature with at least one user in the range, sorted by name.
-    pub features: Vec<(String, FeatureKpis)>,
+    pub features: Vec<(FeatureName, FeatureKpis)>,
     /// The watermark that closed the instance.
     pub watermark: Millis,
     /// UTC offsets (seconds) of the time zone at `start` and at `end`, for calendar windows
@@ -33,6 +33,10 @@ pub struct Snapshot {
     /// (`false` after `completeness_timeout`); `None` (not written) on single-instance output.
     pub complete: Option<bool>,
 }
+
+/// A feature's name: shared by every snapshot and gauge that names the feature (one allocation
+/// per feature, not one per snapshot).
+pub type FeatureName = std::sync::Arc<str>;
 
 /// Adoption of one feature within a snapshot's segment.
 #[derive(Debug, Clone, PartialEq)]

@@ -1276,7 +1276,7 @@ fn generator_covers_the_interesting_cases() {
             other += usize::from(s.segment.iter().any(|(_, v)| v == OTHER_VALUE));
             none += usize::from(s.segment.iter().any(|(_, v)| v == NONE_VALUE));
             sticky_below_one += usize::from(s.kpis.stickiness_ratio.is_some_and(|r| r < 1.0));
-            feature_other += usize::from(s.features.iter().any(|(n, _)| n == OTHER_VALUE));
+            feature_other += usize::from(s.features.iter().any(|(n, _)| &**n == OTHER_VALUE));
             survey_only += usize::from(s.kpis.active_users == 0);
             max_length_session += usize::from(
                 s.kpis
@@ -1649,20 +1649,16 @@ fn model_cardinality_cap() {
     );
     let other = find(&snaps, "1h|plan=__other__");
     assert_eq!((other.kpis.events, other.kpis.active_users), (2, 1)); // u4: team and biz
-    let names: Vec<&str> = other.features.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = other.features.iter().map(|(n, _)| &**n).collect();
     assert_eq!(names, ["export"]);
     let free = find(&snaps, "1h|plan=free");
-    assert_eq!(free.features[0].0, OTHER_VALUE);
+    assert_eq!(&*free.features[0].0, OTHER_VALUE);
     assert_eq!(free.features[0].1.users, 1);
     assert_eq!(free.features[0].1.adoption_ratio, Some(1.0));
     let pro = find(&snaps, "1h|plan=pro");
     assert_eq!((pro.kpis.events, pro.kpis.active_users), (3, 2)); // the closer is after E
     let all = find(&snaps, "1h|");
-    let features: Vec<(&str, u64)> = all
-        .features
-        .iter()
-        .map(|(n, f)| (n.as_str(), f.users))
-        .collect();
+    let features: Vec<(&str, u64)> = all.features.iter().map(|(n, f)| (&**n, f.users)).collect();
     assert_eq!(features, [(OTHER_VALUE, 1), ("export", 2)]);
     assert_eq!(all.features[1].1.adoption_ratio, Some(2.0 / 5.0));
 }

@@ -72,7 +72,7 @@ fn snapshot(window: &str, segment: Vec<(String, String)>, seed: u64) -> Snapshot
             .map(|f| {
                 let users = (f as u64 * 13 + seed) % active;
                 (
-                    format!("feature_{f:02}"),
+                    format!("feature_{f:02}").into(),
                     FeatureKpis {
                         users,
                         adoption_ratio: Some(users as f64 / active as f64),

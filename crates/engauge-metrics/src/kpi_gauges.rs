@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use engauge_core::{FeatureKpis, Kpis, Millis, Snapshot};
+use engauge_core::{FeatureKpis, FeatureName, Kpis, Millis, Snapshot};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary};
 
@@ -272,7 +272,7 @@ pub fn dimension_label_name(dimension: &str) -> String {
 struct SegmentSeries {
     labels: Vec<LabelPair>,
     kpis: Kpis,
-    features: Vec<(String, FeatureKpis)>,
+    features: Vec<(FeatureName, FeatureKpis)>,
 }
 
 /// What a window currently exports: the segments of its latest closed instance.
@@ -852,14 +852,14 @@ mod tests {
         };
         snap.features = vec![
             (
-                "export_pdf".to_owned(),
+                "export_pdf".into(),
                 FeatureKpis {
                     users: 50,
                     adoption_ratio: Some(0.25),
                 },
             ),
             (
-                "share".to_owned(),
+                "share".into(),
                 FeatureKpis {
                     users: 0,
                     adoption_ratio: None,
@@ -999,7 +999,7 @@ mod tests {
             1,
         );
         snap.features = vec![(
-            "a\"b".to_owned(),
+            "a\"b".into(),
             FeatureKpis {
                 users: 1,
                 adoption_ratio: Some(1.0),

@@ -54,14 +54,14 @@ fn snapshot(window: &str, segment: &[(&str, &str)], active_users: u64) -> Snapsh
         },
         features: vec![
             (
-                "export_pdf".to_owned(),
+                "export_pdf".into(),
                 FeatureKpis {
                     users: 312,
                     adoption_ratio: Some(0.205),
                 },
             ),
             (
-                "share \"link\"".to_owned(),
+                "share \"link\"".into(),
                 FeatureKpis {
                     users: 3,
                     adoption_ratio: Some(0.002),

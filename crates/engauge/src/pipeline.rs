@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use engauge_codec::{DecodeContext, RejectReason, decode_event, encode_snapshot};
+use engauge_codec::{DecodeContext, RejectReason, decode_event_into, empty_event, encode_snapshot};
 use engauge_core::time::HOUR;
 use engauge_core::{Engine, EngineStats, Ingested, Millis, Snapshot, WatermarkTracker};
 use engauge_kafka::{
@@ -1045,8 +1045,9 @@ impl Pipeline<'_> {
         if !replay {
             self.counted.consumed += 1;
         }
-        let rejection = match decode_event(payload, &self.decode) {
-            Ok(event) => {
+        let mut event = empty_event();
+        let rejection = match decode_event_into(payload, &self.decode, &mut event) {
+            Ok(()) => {
                 state.saw(offset, event.ts);
                 let shard = &mut assignment.shards[state.shard];
                 shard.tracker.observe(state.index, event.ts, now);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
-use engauge_codec::{DecodeContext, RejectReason, decode_event, encode_snapshot};
+use engauge_codec::{DecodeContext, RejectReason, decode_event_into, empty_event, encode_snapshot};
 use engauge_core::{Engine, Ingested, Millis, Replay};
 
 use crate::config::Config;
@@ -53,9 +53,10 @@ pub fn replay(
             continue;
         }
         summary.lines += 1;
-        match decode_event(bytes, &ctx) {
+        let mut event = empty_event();
+        match decode_event_into(bytes, &ctx, &mut event) {
             Err(reject) => *summary.rejected.entry(reject.reason.as_str()).or_default() += 1,
-            Ok(event) => match replay.push(&event, &mut snapshots) {
+            Ok(()) => match replay.push(&event, &mut snapshots) {
                 Ingested::Accepted => summary.accepted += 1,
                 Ingested::Late => {
                     summary.accepted += 1;

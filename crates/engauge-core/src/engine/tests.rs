@@ -271,7 +271,7 @@ fn features_adoption() {
     assert_eq!(s.kpis.active_users, 3);
     assert_eq!(s.features.len(), 1);
     let (name, f) = &s.features[0];
-    assert_eq!((name.as_str(), f.users), ("export", 2));
+    assert_eq!((&**name, f.users), ("export", 2));
     assert_eq!(f.adoption_ratio, Some(2.0 / 3.0));
 }
 
@@ -560,4 +560,53 @@ fn n_day_cohort_counts_a_late_first_activity() {
     engine.advance(d3 + HOUR, &mut out);
     let day2 = find(&out, "day", d3, "day|").expect("day 2");
     assert_eq!(day2.kpis.n_day_retention, vec![(1, Some(1.0))]);
+}
+
+#[test]
+fn divisor_divides_like_the_operator() {
+    use super::Divisor;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let u32_max = i64::from(u32::MAX);
+    let mut divisors = vec![
+        1,
+        2,
+        3,
+        5,
+        7,
+        12,
+        60,
+        288,
+        1440,
+        43_200,
+        65_535,
+        u32_max - 1,
+    ];
+    divisors.extend([u32_max, u32_max + 1, 1_000_000_000_000]);
+    divisors.extend((0..200).map(|_| (next() % u64::from(u32::MAX)) as i64 + 1));
+    for d in divisors {
+        let div = Divisor::new(d);
+        let mut ns = vec![
+            0,
+            1,
+            d - 1,
+            d,
+            d + 1,
+            2 * d - 1,
+            2 * d,
+            u32_max - 1,
+            u32_max,
+        ];
+        ns.extend([u32_max + 1, i64::MAX / 2]);
+        ns.extend((0..200).map(|_| (next() % (u64::from(u32::MAX) + 1)) as i64));
+        ns.extend((0..50).map(|_| (next() >> 2) as i64));
+        for n in ns {
+            assert_eq!(div.div(n), n / d, "{n} / {d}");
+        }
+    }
 }

@@ -85,7 +85,7 @@ impl Row {
             features: s
                 .features
                 .iter()
-                .map(|(name, f)| (name.clone(), f.users))
+                .map(|(name, f)| (name.to_string(), f.users))
                 .collect(),
             n_day_retention: k.n_day_retention.clone(),
         }

@@ -281,7 +281,11 @@ pub fn run(cfg: &EngineConfig, arrivals: &[Event<'_>]) -> Expected {
                 end,
                 segment: seg,
                 kpis: kpis_and_features.0,
-                features: kpis_and_features.1,
+                features: kpis_and_features
+                    .1
+                    .into_iter()
+                    .map(|(name, f)| (name.into(), f))
+                    .collect(),
                 watermark,
                 // Sliding windows only (the model has no calendar windows): times are UTC.
                 utc_offsets: None,
