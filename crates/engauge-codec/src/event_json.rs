@@ -158,27 +158,14 @@ impl Currency {
 /// (`event_scan`); anything it is not certain about, every invalid event included, is decoded
 /// again by the serde-based path, which therefore alone decides every reject and its message.
 pub fn decode_event<'a>(bytes: &'a [u8], ctx: &DecodeContext) -> Result<Event<'a>, Reject> {
-    // One result, filled in place and returned on every path, so that the event is built right
-    // where the caller receives it rather than copied there.
-    let mut decoded = Ok(event_scan::empty_event());
-    match check_bytes(bytes, ctx) {
-        Err(reject) => decoded = Err(reject),
-        Ok(text) => {
-            let fast = match &mut decoded {
-                Ok(event) => event_scan::decode(text, ctx, event).is_some(),
-                Err(_) => false,
-            };
-            if !fast {
-                decoded = decode_with_serde(text, ctx);
-            }
-        }
-    }
-    decoded
+    let mut event = event_scan::empty_event();
+    decode_event_into(bytes, ctx, &mut event)?;
+    Ok(event)
 }
 
-/// [`decode_event`] into `event`, which must be as [`empty_event`] made it: the caller keeps
-/// the event where it uses it, and the hot path moves no event around (one is a few hundred
-/// bytes).
+/// [`decode_event`] into `event`, which must be as [`crate::empty_event`] made it: the caller
+/// keeps the event where it uses it, so the hot paths (the pipeline, replay) move no event
+/// around (one is a few hundred bytes).
 pub fn decode_event_into<'a>(
     bytes: &'a [u8],
     ctx: &DecodeContext,
@@ -189,11 +176,6 @@ pub fn decode_event_into<'a>(
         *event = decode_with_serde(text, ctx)?;
     }
     Ok(())
-}
-
-/// An event with every field empty, for [`decode_event_into`] to fill.
-pub fn empty_event<'a>() -> Event<'a> {
-    event_scan::empty_event()
 }
 
 /// The checks on the raw message that come before any parsing: size, then UTF-8.

@@ -39,8 +39,8 @@ const MAX_SKIP_DEPTH: u32 = 64;
 /// library both parse to the correctly rounded `f64`.
 const MAX_NUMBER_DIGITS: usize = 18;
 
-/// An event with every field empty, for [`decode`] to fill.
-pub(crate) fn empty_event<'a>() -> Event<'a> {
+/// An event with every field empty, for [`decode`] and [`crate::decode_event_into`] to fill.
+pub fn empty_event<'a>() -> Event<'a> {
     Event {
         id: Cow::Borrowed(""),
         event_type: Cow::Borrowed(""),

@@ -21,8 +21,8 @@ mod snapshot_record;
 
 pub use event_json::{
     Currency, CurrencyRates, DecodeContext, MAX_AMOUNT, MAX_ATTRS, decode_event, decode_event_into,
-    empty_event,
 };
+pub use event_scan::empty_event;
 pub use reject::{Reject, RejectReason};
 pub use rfc3339::parse_rfc3339;
 pub use snapshot_json::{SNAPSHOT_SCHEMA, encode_snapshot, snapshot_key};

@@ -2057,6 +2057,8 @@ struct LifeGeometry {
     slide_panes: i64,
     slide_div: Divisor,
     /// `e_last` and the index of the instance ending there (`e_last / slide`), when known.
+    /// Cached: dividing per window on every move cost 20 M more instructions over a 300 000-event
+    /// replay than comparing `e_last` (callgrind).
     closed: Option<(Millis, i64)>,
 }
 
